@@ -1,0 +1,363 @@
+"""The ``conveyor`` command. Each command parses its options, calls one use case and maps errors to
+exit codes (0 ok, 1 failure, 2 bad input) in one place, ``_exit_code``."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from conveyor import logs
+from conveyor.content import DocumentInput, OfflineContext
+from conveyor.errors import ConveyorError, InputError
+from conveyor.settings import Settings
+
+app = typer.Typer(help="Conveyor: document intake and extraction.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data folder (default ./conveyor-data).")]
+
+
+def _settings(data_dir: Path | None = None) -> Settings:
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def _exit_code(error: BaseException) -> int:
+    return 2 if isinstance(error, InputError) else 1
+
+
+@contextlib.contextmanager
+def _errors_to_exit() -> Iterator[None]:
+    try:
+        yield
+    except ConveyorError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(_exit_code(error)) from None
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Any]:
+    from conveyor.store import migrate
+    from conveyor.store.database import create_database_engine, session_factory
+
+    engine = create_database_engine(settings.resolved_database_url)
+    migrate.upgrade(engine)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[Any]:
+    """One polling thread per ``--watch`` spec; each hands new files to the intake use case."""
+    from functools import partial
+
+    from conveyor import intake, sources
+    from conveyor.store.blobs import S3BlobStore, open_blob_store
+
+    blobs = open_blob_store(
+        settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+    )
+    submit = partial(intake.submit_from_source, blobs=blobs)
+    pollers = []
+    for spec in specs:
+        location, pipeline = sources.parse_watch(spec)
+        source: sources.WatchedFolder | sources.S3Prefix
+        if location.startswith("s3://"):
+            bucket, _, prefix = location.removeprefix("s3://").partition("/")
+            reader = open_blob_store(
+                f"s3://{bucket}", endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+            )
+            assert isinstance(reader, S3BlobStore)
+            source = sources.S3Prefix(
+                bucket=bucket,
+                prefix=prefix,
+                pipeline=pipeline,
+                sessions=sessions,
+                submit=submit,
+                list_objects=lambda _bucket, prefix, reader=reader: list(reader.list_prefix(prefix)),
+                open_object=reader.open_object,
+            )
+            interval = settings.s3_poll_seconds
+        else:
+            folder = Path(location)
+            if not folder.is_dir():
+                raise InputError(f"--watch {spec}: {folder} is not a folder")
+            source = sources.WatchedFolder(folder, pipeline, sessions, submit)
+            interval = settings.watch_poll_seconds
+        poller = sources.Poller(source, interval)
+        poller.start()
+        pollers.append(poller)
+        typer.echo(f"watching {source.source} for pipeline {pipeline}")
+    return pollers
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Embedded worker processes (0: API only).")] = 2,
+    data_dir: DataDir = None,
+    watch: Annotated[
+        list[str] | None,
+        typer.Option(help="DIR=PIPELINE or s3://bucket/prefix=PIPELINE; repeatable."),
+    ] = None,
+) -> None:
+    """Run the API, web UI and N worker processes (the embedded default)."""
+    import uvicorn
+
+    from conveyor import intake
+    from conveyor.web.app import create_app
+    from conveyor.worker import running_pool
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with _errors_to_exit(), _database(settings) as sessions:
+        with sessions.begin() as session:
+            admin_key = intake.ensure_admin_key(session)
+        if admin_key:
+            typer.echo("Created the first admin API key (shown once, keep it safe):")
+            typer.echo(admin_key)
+        pollers = _start_sources(settings, sessions, watch or [])
+    with running_pool(settings, workers):
+        try:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        finally:
+            for poller in pollers:
+                poller.stopped.set()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    data_dir: DataDir = None,
+) -> None:
+    """Run worker processes only (scale-out); SIGTERM finishes or hands back the current job."""
+    import signal
+    import threading
+
+    from conveyor.worker import running_pool
+
+    settings = _settings(data_dir)
+    with _errors_to_exit(), _database(settings):
+        pass
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with running_pool(settings, concurrency):
+        stop.wait()
+
+
+def _document_input(path: Path) -> DocumentInput:
+    from conveyor.extractors.sniff import sniff_media_type
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        head = stream.read(8192)
+        digest.update(head)
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return DocumentInput(
+        filename=path.name,
+        media_type=sniff_media_type(head, path.name),
+        sha256=digest.hexdigest(),
+        size=path.stat().st_size,
+        open=lambda: path.open("rb"),
+    )
+
+
+def _parse_params(values: list[str]) -> dict[str, Any]:
+    """``k=v`` pairs; a value that parses as JSON is taken as JSON (numbers, booleans, objects)."""
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param expects key=value, got {item!r}")
+        try:
+            params[key] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def extract_one(path: Path, pipeline_name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run a pipeline on one file in this process; the DESIGN §4b result object."""
+    from conveyor.pipelines import get_pipeline
+
+    document = _document_input(path)
+    pipeline = get_pipeline(pipeline_name)
+    result = pipeline.run(document, pipeline.validate_params(params), OfflineContext())
+    records = [record.as_json() for record in result.records]
+    return {
+        "pipeline": pipeline_name,
+        "document": document.describe(),
+        "records": records,
+        "findings": [finding.as_json() for finding in result.findings],
+        "review": {"required": result.review.required, "reasons": result.review.reasons},
+        "summary": result.summary,
+    }
+
+
+@app.command()
+def extract(
+    files: Annotated[list[Path], typer.Argument(help="Files to process.")],
+    pipeline: Annotated[str, typer.Option(help="Pipeline name.")],
+    param: Annotated[list[str] | None, typer.Option(help="Pipeline parameter k=v.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Run a pipeline in-process on local files, no server needed."""
+    _settings()
+    failed = False
+    try:
+        params = _parse_params(param or [])
+    except InputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    for path in files:
+        try:
+            output = extract_one(path, pipeline, params)
+        except ConveyorError as error:
+            failed = True
+            typer.echo(f"error: {error}", err=True)
+            output = {
+                "document": {"filename": path.name},
+                "error": {"code": error.code, "message": str(error)},
+            }
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(output, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+        elif "error" not in output:
+            typer.echo(
+                f"{path.name}: {len(output['records'])} records, "
+                f"{len(output['findings'])} findings, summary {output['summary']}"
+            )
+    sys.stdout.flush()
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def submit(
+    files: Annotated[list[Path], typer.Argument(help="Files to upload.")],
+    pipeline: Annotated[str, typer.Option(help="Pipeline name.")],
+    server: Annotated[str, typer.Option(help="Conveyor server URL.")] = "http://127.0.0.1:8000",
+    key: Annotated[
+        str | None, typer.Option(envvar="CONVEYOR_API_KEY", help="API key (or CONVEYOR_API_KEY).")
+    ] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Pipeline parameter k=v.")] = None,
+    priority: Annotated[int, typer.Option(help="1 (most urgent) to 4.")] = 3,
+    wait: Annotated[bool, typer.Option(help="Wait for the jobs to finish.")] = False,
+) -> None:
+    """Upload files to a running server and optionally wait, with a progress bar."""
+    import httpx
+    from rich.progress import Progress
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    params = orjson.dumps(_parse_params(param or [])).decode()
+    job_ids: list[int] = []
+    with httpx.Client(base_url=server, headers=headers, timeout=300) as client:
+        for path in files:
+            with path.open("rb") as stream:
+                response = client.post(
+                    "/api/upload",
+                    files={"file": (path.name, stream)},
+                    data={"pipeline": pipeline, "priority": str(priority), "params": params},
+                )
+            if response.status_code >= 400:
+                typer.echo(f"error: {path}: {response.text}", err=True)
+                raise typer.Exit(2 if response.status_code < 500 else 1)
+            for job in response.json()["jobs"]:
+                job_ids.append(job["id"])
+                typer.echo(f"{path.name}: job {job['id']} {job['status']}")
+        if not wait:
+            return
+        final: dict[int, dict[str, Any]] = {}
+        with Progress(transient=True) as bar:
+            task = bar.add_task("processing", total=len(job_ids))
+            while len(final) < len(job_ids):
+                for job_id in job_ids:
+                    if job_id in final:
+                        continue
+                    job = client.get(f"/api/jobs/{job_id}").json()
+                    if job["status"] in ("succeeded", "failed", "cancelled"):
+                        final[job_id] = job
+                        bar.advance(task)
+                time.sleep(0.3)
+    for job_id, job in final.items():
+        detail = job["error"] or job["summary"]
+        typer.echo(f"job {job_id}: {job['status']} {detail}")
+    if any(job["status"] != "succeeded" for job in final.values()):
+        raise typer.Exit(1)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, reviewer, submitter or viewer.")],
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "cli",
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key; it is printed once, alone on the last line."""
+    from conveyor import intake
+
+    settings = _settings(data_dir)
+    with _errors_to_exit(), _database(settings) as sessions, sessions.begin() as session:
+        api_key, plaintext = intake.create_api_key(session, role=role, name=name)
+        typer.echo(f"created {role} key {api_key.prefix}... named {name!r}", err=True)
+    typer.echo(plaintext)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply schema migrations (safe to run from several processes at once)."""
+    settings = _settings(data_dir)
+    with _errors_to_exit(), _database(settings):
+        typer.echo("database schema is up to date")
+
+
+def _days(value: str) -> int:
+    text = value.strip().lower().removesuffix("d")
+    if not text.isdigit():
+        raise InputError(f"--older-than expects a number of days such as 90d, got {value!r}")
+    return int(text)
+
+
+@app.command()
+def cleanup(
+    older_than: Annotated[
+        str | None,
+        typer.Option(help="e.g. 90d; default: each pipeline's retention.<pipeline> setting."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete finished jobs past their retention, their records and unreferenced blobs."""
+    from conveyor.retention import cleanup as run_cleanup
+    from conveyor.store.blobs import open_blob_store
+
+    settings = _settings(data_dir)
+    with _errors_to_exit(), _database(settings) as sessions:
+        days = _days(older_than) if older_than else None
+        blobs = open_blob_store(settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url)
+        with sessions.begin() as session:
+            counts = run_cleanup(session, blobs, older_than_days=days)
+    typer.echo(orjson.dumps(counts, default=str).decode())
+
+
+def main() -> None:  # pragma: no cover - the console script
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

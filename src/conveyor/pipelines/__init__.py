@@ -1,0 +1,61 @@
+"""The pipeline registry: built-ins by name, plus third-party pipelines from the entry-point group
+``conveyor.pipelines`` (a built-in name always wins, so a plugin cannot shadow one silently)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from conveyor.content import DocumentInput, PipelineContext, PipelineResult
+from conveyor.errors import InputError
+
+logger = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "conveyor.pipelines"
+
+
+@runtime_checkable
+class Pipeline(Protocol):
+    """Turns one document into records, findings and a summary. Pure: no database, no HTTP."""
+
+    name: ClassVar[str]
+    # True when records are upserted by natural key across files (a shared collection); False when
+    # each job owns its records (pages of one document, entries of one timecard).
+    shared_keys: ClassVar[bool]
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def run(
+        self, document: DocumentInput, params: Mapping[str, Any], context: PipelineContext
+    ) -> PipelineResult: ...
+
+
+def _builtins() -> dict[str, type[Pipeline]]:
+    from conveyor.pipelines.records import RecordsPipeline
+
+    return {"records": RecordsPipeline}
+
+
+@functools.cache
+def registry() -> dict[str, type[Pipeline]]:
+    found: dict[str, type[Pipeline]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found[entry.name] = entry.load()
+        except Exception:
+            logger.exception("pipeline plugin %s failed to load; skipped", entry.name)
+    return found | _builtins()
+
+
+def get_pipeline(name: str) -> Pipeline:
+    try:
+        return registry()[name]()
+    except KeyError:
+        known = ", ".join(sorted(registry()))
+        raise InputError(f"unknown pipeline {name!r}; known pipelines: {known}") from None
+
+
+def names() -> list[str]:
+    return sorted(registry())

@@ -1,0 +1,232 @@
+"""One job from start to end: open its document, run its pipeline, save the result in one transaction.
+
+    STARTED event (own transaction, so watchers see it at once)
+    -> pipeline.run(document, params, context)            pure, may return a lazy record stream
+    -> one transaction: records, findings, review item, COMPLETE event, job succeeded
+    -> on error: queue.fail decides retry, failure or dead letter from ``retryable``; ERROR event
+
+If the lease was lost meanwhile (this worker was presumed dead and the job handed to another), the
+result transaction is rolled back: the job's effects are written once, by whoever still owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from conveyor import progress, queue
+from conveyor.content import DocumentInput, PipelineResult
+from conveyor.errors import Cancelled, ConveyorError, NotFound
+from conveyor.logs import bound
+from conveyor.pipelines import get_pipeline
+from conveyor.store.blobs import BlobStore
+from conveyor.store.results import open_review, write_findings, write_records
+from conveyor.store.tables import Document, Job
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(ConveyorError):
+    """Another worker owns this job now; this run's results are discarded."""
+
+    code = "lease_lost"
+
+
+class ShutdownRequested(ConveyorError):
+    """The worker is stopping; the job goes back to the queue untouched."""
+
+    code = "shutdown"
+
+
+@dataclass
+class JobControl:
+    """The PipelineContext of a job running in a worker.
+
+    ``cancel`` is set by the heartbeat thread when someone asked to cancel the job, ``shutdown`` by the
+    worker when it must stop now. Events emitted while the result transaction is open are deferred
+    into it (on SQLite a second writer would wait for that very transaction).
+    """
+
+    sessions: sessionmaker[Session]
+    job_id: int
+    batch_id: int | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    progress_value: int = 0
+    deferred: list[tuple[str, dict[str, Any]]] | None = None
+
+    def emit(self, event_type: str, **data: Any) -> None:
+        if self.deferred is not None:
+            self.deferred.append((event_type, data))
+            return
+        with self.sessions.begin() as session:
+            progress.record_event(
+                session, type=event_type, job_id=self.job_id, batch_id=self.batch_id, data=data
+            )
+
+    def is_cancelled(self) -> bool:
+        return self.cancel.is_set() or self.shutdown.is_set()
+
+    def progress(self, value: float) -> None:
+        self.progress_value = int(value)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a worker process holds for the jobs it runs."""
+
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    worker_id: str
+    backoff: queue.Backoff
+
+
+def load_document(session: Session, blobs: BlobStore, document_id: int) -> DocumentInput:
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"document {document_id} not found")
+    key = document.blob_key
+    return DocumentInput(
+        filename=document.filename,
+        media_type=document.media_type,
+        sha256=document.sha256,
+        size=document.size,
+        open=lambda: blobs.open(key),
+    )
+
+
+def namespace_for(job: Job, shared_keys: bool) -> str:
+    """Shared-key pipelines upsert into a named collection; the rest keep records per job."""
+    if shared_keys:
+        return str(job.params.get("collection", "default"))
+    return f"job:{job.id}"
+
+
+def process(job: Job, runtime: Runtime, control: JobControl) -> str:
+    """Run one claimed job to its next state; returns that status. Never raises for job errors."""
+    with bound(job_id=job.id, document_id=job.document_id):
+        started = time.perf_counter()
+        try:
+            control.emit("STARTED", pipeline=job.pipeline, attempt=job.attempts)
+            _run(job, runtime, control)
+        except ShutdownRequested:
+            return _release(job, runtime)
+        except Cancelled:
+            if control.shutdown.is_set() and not control.cancel.is_set():
+                return _release(job, runtime)
+            return _cancelled(job, runtime)
+        except LeaseLost:
+            logger.warning("lease lost; results discarded, the new owner will write them")
+            return "lost"
+        except Exception as error:
+            return _failed(job, runtime, error)
+        logger.info("job succeeded in %.3fs", time.perf_counter() - started)
+        return "succeeded"
+
+
+def _run(job: Job, runtime: Runtime, control: JobControl) -> None:
+    pipeline = get_pipeline(job.pipeline)
+    params = pipeline.validate_params(job.params)
+    if job.document_id is None:
+        raise NotFound(f"job {job.id} has no document")
+    with runtime.sessions() as session:
+        document = load_document(session, runtime.blobs, job.document_id)
+    result = pipeline.run(document, params, control)
+    with runtime.sessions.begin() as session:
+        control.deferred = []
+        try:
+            summary = _save(session, job, result, namespace_for(job, pipeline.shared_keys), control)
+            for event_type, data in control.deferred:
+                progress.record_event(
+                    session, type=event_type, job_id=job.id, batch_id=job.batch_id, data=data
+                )
+            progress.record_event(
+                session, type="COMPLETE", job_id=job.id, batch_id=job.batch_id, data=summary
+            )
+            review_status = "pending" if result.review.required else "none"
+            if not queue.finish(
+                session,
+                job_id=job.id,
+                worker_id=runtime.worker_id,
+                summary=summary,
+                review_status=review_status,
+            ):
+                raise LeaseLost
+        finally:
+            control.deferred = None
+
+
+def _save(
+    session: Session, job: Job, result: PipelineResult, namespace: str, control: JobControl
+) -> dict[str, Any]:
+    written = write_records(
+        session,
+        records=result.records,
+        job_id=job.id,
+        document_id=job.document_id,
+        pipeline=job.pipeline,
+        namespace=namespace,
+    )
+    if control.is_cancelled():
+        raise ShutdownRequested if control.shutdown.is_set() else Cancelled
+    findings = write_findings(session, job_id=job.id, findings=result.findings)
+    if result.review.required:
+        open_review(session, job_id=job.id, pipeline=job.pipeline, reasons=result.review.reasons)
+        progress.record_event(
+            session,
+            type="REVIEW_REQUIRED",
+            job_id=job.id,
+            batch_id=job.batch_id,
+            data={"reasons": result.review.reasons},
+        )
+    return {**result.summary, "records_written": written, "findings": findings}
+
+
+def _release(job: Job, runtime: Runtime) -> str:
+    with runtime.sessions.begin() as session:
+        queue.release(session, job_ids=[job.id], worker_id=runtime.worker_id)
+    logger.info("job released for another worker (shutdown)")
+    return "queued"
+
+
+def _cancelled(job: Job, runtime: Runtime) -> str:
+    with runtime.sessions.begin() as session:
+        if queue.mark_cancelled(session, job_id=job.id, worker_id=runtime.worker_id):
+            progress.record_event(
+                session,
+                type="ERROR",
+                job_id=job.id,
+                batch_id=job.batch_id,
+                data={"message": "cancelled", "code": "cancelled"},
+            )
+    logger.info("job cancelled")
+    return "cancelled"
+
+
+def _failed(job: Job, runtime: Runtime, error: Exception) -> str:
+    if isinstance(error, ConveyorError):
+        logger.info("job failed: %s", error)
+    else:
+        logger.exception("job crashed")
+    with runtime.sessions.begin() as session:
+        status = queue.fail(
+            session, job=job, worker_id=runtime.worker_id, error=error, backoff=runtime.backoff
+        )
+        if status != "lost":
+            progress.record_event(
+                session,
+                type="ERROR",
+                job_id=job.id,
+                batch_id=job.batch_id,
+                data={
+                    "message": str(error) or type(error).__name__,
+                    "code": getattr(error, "code", "internal_error"),
+                    "will_retry": status == "queued",
+                },
+            )
+    return status

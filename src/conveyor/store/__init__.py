@@ -1,0 +1,1 @@
+"""Persistence: the SQL tables, the database engine, blob storage and migrations."""

@@ -1,0 +1,302 @@
+"""The worker: a claim loop per process, a heartbeat thread, and a supervisor for N processes.
+
+Each process claims jobs (several at a time when jobs are short, one at a time when they are long, so
+a slow job never sits on work another idle process could take), runs them through ``processing``,
+and keeps their leases alive from a heartbeat thread. SIGTERM lets the current job finish and hands
+back the ones not started; a second SIGTERM (or the grace period running out) stops the current job
+too and hands it back. Nothing is lost either way: a job is only ever queued, running under a live
+lease, or finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from conveyor import logs, processing, queue
+from conveyor.processing import JobControl, Runtime
+from conveyor.settings import Settings
+from conveyor.store.blobs import open_blob_store
+from conveyor.store.database import create_database_engine, is_postgres, session_factory
+from conveyor.store.tables import Job
+
+logger = logging.getLogger(__name__)
+SHORT_JOB_SECONDS = 0.2
+
+
+class Heartbeat(threading.Thread):
+    """Extends the leases of the jobs this process holds and notices cancellation requests."""
+
+    def __init__(self, sessions: sessionmaker[Session], worker_id: str, settings: Settings) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.sessions = sessions
+        self.worker_id = worker_id
+        self.settings = settings
+        self.held: dict[int, JobControl] = {}
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    def hold(self, job_id: int, control: JobControl) -> None:
+        with self.lock:
+            self.held[job_id] = control
+
+    def drop(self, job_id: int) -> None:
+        with self.lock:
+            self.held.pop(job_id, None)
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.settings.heartbeat_seconds):
+            self.beat()
+
+    def beat(self) -> None:
+        with self.lock:
+            held = dict(self.held)
+        if not held:
+            return
+        try:
+            with self.sessions.begin() as session:
+                cancelled = queue.heartbeat(
+                    session,
+                    job_ids=list(held),
+                    worker_id=self.worker_id,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+                for job_id, control in held.items():
+                    if control.progress_value:
+                        queue.set_progress(
+                            session,
+                            job_id=job_id,
+                            worker_id=self.worker_id,
+                            progress=control.progress_value,
+                        )
+        except Exception:
+            # A missed beat is not fatal: the lease has room for several.
+            logger.warning("heartbeat failed; will try again", exc_info=True)
+            return
+        for job_id in cancelled:
+            held[job_id].cancel.set()
+
+
+class Waker:
+    """Sleeps until new work may be there: LISTEN/NOTIFY on PostgreSQL, a short poll on SQLite."""
+
+    def __init__(self, engine: Engine, poll_seconds: float) -> None:
+        self.poll_seconds = poll_seconds
+        self.connection: Any = None
+        if is_postgres(engine):
+            import psycopg
+
+            url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.connection = psycopg.connect(url, autocommit=True)
+            self.connection.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
+
+    def wait(self, stop: threading.Event) -> None:
+        if self.connection is None:
+            stop.wait(self.poll_seconds)
+            return
+        for _ in self.connection.notifies(timeout=self.poll_seconds, stop_after=1):
+            break
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+class WorkerProcess:
+    """The loop of one worker process."""
+
+    def __init__(self, settings: Settings, name: str | None = None) -> None:
+        self.settings = settings
+        self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.engine = create_database_engine(settings.resolved_database_url, pool_size=2)
+        self.sessions = session_factory(self.engine)
+        blobs = open_blob_store(
+            settings.resolved_storage_url,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
+        self.runtime = Runtime(
+            sessions=self.sessions,
+            blobs=blobs,
+            worker_id=self.worker_id,
+            backoff=queue.Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+        )
+        self.stopping = threading.Event()
+        self.aborting = threading.Event()
+        self.heartbeat = Heartbeat(self.sessions, self.worker_id, settings)
+        self.durations: deque[float] = deque(maxlen=20)
+        self.current: JobControl | None = None
+        self.last_sweep = 0.0
+
+    def request_stop(self) -> None:
+        """First call: finish the current job, take no more. Second call: stop the current job."""
+        if self.stopping.is_set():
+            self.aborting.set()
+            if self.current is not None:
+                self.current.shutdown.set()
+        self.stopping.set()
+
+    def prefetch(self) -> int:
+        """Claim many short jobs per round trip, but long jobs one at a time."""
+        if self.durations and max(self.durations) < SHORT_JOB_SECONDS:
+            return self.settings.claim_batch
+        return 1
+
+    def sweep(self) -> None:
+        """Re-queue jobs whose worker died; every live worker does it, cheaply, now and then."""
+        now = time.monotonic()
+        if now - self.last_sweep < min(self.settings.lease_seconds / 2, 10.0):
+            return
+        self.last_sweep = now
+        with self.sessions.begin() as session:
+            count = queue.requeue_expired(session)
+        if count:
+            logger.warning("re-queued %d job(s) whose lease expired", count)
+
+    def claim(self) -> list[Job]:
+        with self.sessions.begin() as session:
+            return queue.claim(
+                session,
+                worker_id=self.worker_id,
+                limit=self.prefetch(),
+                lease_seconds=self.settings.lease_seconds,
+            )
+
+    def run(self, *, max_jobs: int | None = None, idle_exit: bool = False) -> int:
+        """Claim and run jobs until stopped; returns how many jobs were run."""
+        self.heartbeat.start()
+        waker = Waker(self.engine, self.settings.poll_seconds)
+        done = 0
+        try:
+            while not self.stopping.is_set() and (max_jobs is None or done < max_jobs):
+                self.sweep()
+                jobs = self.claim()
+                if not jobs:
+                    if idle_exit:
+                        break
+                    waker.wait(self.stopping)
+                    continue
+                done += self.run_claimed(jobs)
+        finally:
+            self.heartbeat.stopped.set()
+            waker.close()
+            self.engine.dispose()
+        return done
+
+    def run_claimed(self, jobs: list[Job]) -> int:
+        for job in jobs:
+            control = JobControl(self.sessions, job.id, job.batch_id)
+            self.heartbeat.hold(job.id, control)
+        done = 0
+        try:
+            for index, job in enumerate(jobs):
+                if self.stopping.is_set():
+                    self.release([j.id for j in jobs[index:]])
+                    break
+                control = self.heartbeat.held[job.id]
+                self.current = control
+                if self.aborting.is_set():
+                    control.shutdown.set()
+                started = time.monotonic()
+                processing.process(job, self.runtime, control)
+                self.durations.append(time.monotonic() - started)
+                self.heartbeat.drop(job.id)
+                done += 1
+        finally:
+            self.current = None
+            for job in jobs:
+                self.heartbeat.drop(job.id)
+        return done
+
+    def release(self, job_ids: list[int]) -> None:
+        with self.sessions.begin() as session:
+            queue.release(session, job_ids=job_ids, worker_id=self.worker_id)
+
+
+def _child_main(settings: Settings, index: int) -> None:
+    logs.configure(settings.log_level, settings.log_format)
+    worker = WorkerProcess(settings)
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logger.info("worker %d started as %s", index, worker.worker_id)
+    worker.run()
+    logger.info("worker %d stopped", index)
+
+
+class WorkerPool:
+    """Runs N worker processes and restarts any that die (a crash or an out-of-memory kill)."""
+
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        self.settings = settings
+        self.concurrency = concurrency
+        self.context = multiprocessing.get_context("spawn")
+        self.processes: list[BaseProcess] = []
+        self.stopping = threading.Event()
+        self.monitor = threading.Thread(target=self._watch, name="worker-pool", daemon=True)
+
+    def _spawn(self, index: int) -> BaseProcess:
+        process = self.context.Process(
+            target=_child_main, args=(self.settings, index), name=f"conveyor-worker-{index}"
+        )
+        process.start()
+        return process
+
+    def start(self) -> None:
+        self.processes = [self._spawn(index) for index in range(self.concurrency)]
+        self.monitor.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            for index, process in enumerate(self.processes):
+                if not process.is_alive() and not self.stopping.is_set():
+                    logger.error("worker %d exited with %s; restarting", index, process.exitcode)
+                    self.processes[index] = self._spawn(index)
+
+    def stop(self, grace_seconds: float = 30.0) -> None:
+        """SIGTERM every worker (finish the current job), then SIGTERM again, then SIGKILL."""
+        self.stopping.set()
+        for process in self.processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in self.processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signal.SIGTERM)
+                process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+@contextlib.contextmanager
+def running_pool(settings: Settings, concurrency: int) -> Iterator[WorkerPool | None]:
+    if concurrency <= 0:
+        yield None
+        return
+    pool = WorkerPool(settings, concurrency)
+    pool.start()
+    try:
+        yield pool
+    finally:
+        pool.stop()
