@@ -154,6 +154,16 @@ def heartbeat(session: Session, *, job_ids: Sequence[int], worker_id: str, lease
     return {job_id for job_id, cancel in rows if cancel}
 
 
+def cancel_requested(session: Session, *, job_ids: Sequence[int]) -> set[int]:
+    if not job_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Job.id).where(Job.id.in_(job_ids), Job.cancel_requested.is_(True), Job.status == "running")
+        )
+    )
+
+
 def set_progress(session: Session, *, job_id: int, worker_id: str, progress: int) -> None:
     session.execute(
         update(Job)

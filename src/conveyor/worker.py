@@ -32,7 +32,12 @@ from conveyor import logs, processing, queue
 from conveyor.processing import JobControl, Runtime
 from conveyor.settings import Settings
 from conveyor.store.blobs import open_blob_store
-from conveyor.store.database import create_database_engine, is_postgres, session_factory
+from conveyor.store.database import (
+    create_database_engine,
+    is_postgres,
+    read_session_factory,
+    session_factory,
+)
 from conveyor.store.tables import Job
 
 logger = logging.getLogger(__name__)
@@ -42,9 +47,16 @@ SHORT_JOB_SECONDS = 0.2
 class Heartbeat(threading.Thread):
     """Extends the leases of the jobs this process holds and notices cancellation requests."""
 
-    def __init__(self, sessions: sessionmaker[Session], worker_id: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        readers: sessionmaker[Session],
+        worker_id: str,
+        settings: Settings,
+    ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.sessions = sessions
+        self.readers = readers
         self.worker_id = worker_id
         self.settings = settings
         self.held: dict[int, JobControl] = {}
@@ -69,6 +81,11 @@ class Heartbeat(threading.Thread):
         if not held:
             return
         try:
+            # Read cancellations first, from a read-only session: on SQLite a long result
+            # transaction holds the write lock, and a cancel must still get through.
+            with self.readers() as session:
+                for job_id in queue.cancel_requested(session, job_ids=list(held)):
+                    held[job_id].cancel.set()
             with self.sessions.begin() as session:
                 cancelled = queue.heartbeat(
                     session,
@@ -138,17 +155,25 @@ class WorkerProcess:
         )
         self.stopping = threading.Event()
         self.aborting = threading.Event()
-        self.heartbeat = Heartbeat(self.sessions, self.worker_id, settings)
+        self.heartbeat = Heartbeat(self.sessions, read_session_factory(self.engine), self.worker_id, settings)
         self.durations: deque[float] = deque(maxlen=20)
         self.current: JobControl | None = None
         self.last_sweep = 0.0
+        self.stop_requested_at = 0.0
 
     def request_stop(self) -> None:
-        """First call: finish the current job, take no more. Second call: stop the current job."""
-        if self.stopping.is_set():
+        """First call: finish the current job, take no more. Second call: stop the current job.
+
+        A repeat within two seconds counts as the same request: a signal sent to the whole process
+        group reaches a worker both directly and relayed by its supervisor.
+        """
+        now = time.monotonic()
+        if self.stopping.is_set() and now - self.stop_requested_at > 2.0:
             self.aborting.set()
             if self.current is not None:
                 self.current.shutdown.set()
+        if not self.stopping.is_set():
+            self.stop_requested_at = now
         self.stopping.set()
 
     def prefetch(self) -> int:
