@@ -65,15 +65,24 @@ def _database(settings: Settings) -> Iterator[Any]:
 
 def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[Any]:
     """One polling thread per ``--watch`` spec; each hands new files to the intake use case."""
-    from functools import partial
-
     from conveyor import intake, sources
     from conveyor.store.blobs import S3BlobStore, open_blob_store
 
     blobs = open_blob_store(
         settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
     )
-    submit = partial(intake.submit_from_source, blobs=blobs)
+
+    def submit(session: Any, *, stream: Any, filename: str, pipeline: str, source: str) -> int:
+        return intake.submit_document(
+            session,
+            blobs,
+            stream_or_blob=stream,
+            filename=filename,
+            pipeline=pipeline,
+            source=source,
+            max_attempts=settings.max_attempts,
+        ).id
+
     pollers = []
     for spec in specs:
         location, pipeline = sources.parse_watch(spec)

@@ -1,0 +1,130 @@
+"""Watched folders and S3 prefixes hand each new file in once, across restarts and re-uploads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from conveyor import intake
+from conveyor.store import migrate
+from conveyor.store.blobs import LocalBlobStore, S3BlobStore
+from conveyor.store.database import create_database_engine, session_factory
+from conveyor.store.tables import Job, SourceFile
+from conveyor.sources import S3Prefix, Submit, WatchedFolder
+from tests.support import S3_TEST_ENV
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_database_engine(database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def submit(tmp_path: Path) -> Submit:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+
+    def submit(session: Session, *, stream: IO[bytes], filename: str, pipeline: str, source: str) -> int:
+        return intake.submit_document(
+            session, blobs, stream_or_blob=stream, filename=filename, pipeline=pipeline, source=source
+        ).id
+
+    return submit
+
+
+def _jobs(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+
+
+def test_watched_folder_takes_each_stable_file_once(
+    sessions: sessionmaker[Session], submit: Submit, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "nested").mkdir(parents=True)
+    (inbox / "a.json").write_bytes(b'[{"id": 1}]')
+    (inbox / "nested" / "b.json").write_bytes(b'[{"id": 2}]')
+    (inbox / ".hidden.json").write_bytes(b"[]")
+    (inbox / "c.json.part").write_bytes(b"[")
+    folder = WatchedFolder(inbox, "records", sessions, submit)
+    assert folder.scan() == [], "a file is taken only once it held still for one scan"
+    queued = folder.scan()
+    assert len(queued) == 2
+    assert folder.scan() == []
+    with sessions() as session:
+        paths = sorted(session.scalars(select(SourceFile.path)))
+    assert paths == ["a.json", "nested/b.json"]
+
+    restarted = WatchedFolder(inbox, "records", sessions, submit)
+    restarted.scan()
+    assert restarted.scan() == [], "a restart must not hand the same files in again"
+    assert _jobs(sessions) == 2
+
+    (inbox / "a.json").write_bytes(b'[{"id": 1, "changed": true}]')
+    os.utime(inbox / "a.json", ns=(1, 1))
+    restarted.scan()
+    assert len(restarted.scan()) == 1, "changed bytes at the same path are new work"
+
+
+def test_two_watchers_of_one_folder_never_double_submit(
+    sessions: sessionmaker[Session], submit: Submit, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for n in range(5):
+        (inbox / f"{n}.json").write_bytes(b'[{"id": %d}]' % n)
+    one = WatchedFolder(inbox, "records", sessions, submit)
+    two = WatchedFolder(inbox, "records", sessions, submit)
+    one.scan()
+    two.scan()
+    assert len(one.scan()) + len(two.scan()) == 5
+    assert _jobs(sessions) == 5
+
+
+def test_s3_prefix_takes_new_objects_once(
+    sessions: sessionmaker[Session], submit: Submit, moto_server: str, s3_bucket: str
+) -> None:
+    client: Any = boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
+        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    reader = S3BlobStore(s3_bucket, "", client)
+    client.put_object(Bucket=s3_bucket, Key="drop/1.json", Body=b'[{"id": 1}]')
+    client.put_object(Bucket=s3_bucket, Key="drop/2.ndjson", Body=b'{"id": 2}\n')
+    client.put_object(Bucket=s3_bucket, Key="elsewhere/3.json", Body=b"[]")
+
+    def poller() -> S3Prefix:
+        return S3Prefix(
+            bucket=s3_bucket,
+            prefix="drop/",
+            pipeline="records",
+            sessions=sessions,
+            submit=submit,
+            list_objects=lambda _bucket, prefix: list(reader.list_prefix(prefix)),
+            open_object=reader.open_object,
+        )
+
+    assert len(poller().scan()) == 2
+    assert poller().scan() == [], "a restart must not hand the same objects in again"
+    client.put_object(Bucket=s3_bucket, Key="drop/1.json", Body=b'[{"id": 1}]')  # same bytes again
+    assert poller().scan() == []
+    client.put_object(Bucket=s3_bucket, Key="drop/1.json", Body=b'[{"id": 1, "v": 2}]')
+    assert len(poller().scan()) == 1
+    assert _jobs(sessions) == 3
