@@ -65,3 +65,5 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Migrations announce every step at INFO; only problems are worth a line at start-up.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -32,13 +32,13 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=2.0, ge=0)
     retry_max_seconds: float = Field(default=600.0, ge=0)
     claim_batch: int = Field(default=10, ge=1)
-    poll_seconds: float = Field(default=1.0, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
 
     upload_max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     multipart_max_parts: int = Field(default=1000, gt=0)
     multipart_max_header_bytes: int = Field(default=8 * 1024, gt=0)
     s3_poll_seconds: float = Field(default=30.0, gt=0)
-    watch_poll_seconds: float = Field(default=1.0, gt=0)
+    watch_poll_seconds: float = Field(default=0.5, gt=0)
 
     @property
     def resolved_database_url(self) -> str:
