@@ -93,13 +93,17 @@ def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[
                 f"s3://{bucket}", endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
             )
             assert isinstance(reader, S3BlobStore)
+
+            def list_objects(_bucket: str, prefix: str, reader: S3BlobStore = reader) -> list[Any]:
+                return list(reader.list_prefix(prefix))
+
             source = sources.S3Prefix(
                 bucket=bucket,
                 prefix=prefix,
                 pipeline=pipeline,
                 sessions=sessions,
                 submit=submit,
-                list_objects=lambda _bucket, prefix, reader=reader: list(reader.list_prefix(prefix)),
+                list_objects=list_objects,
                 open_object=reader.open_object,
             )
             interval = settings.s3_poll_seconds

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from conveyor.errors import Conflict, ConveyorError, NotFound
@@ -35,7 +35,7 @@ class Backoff:
     max_seconds: float = 600.0
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        raw = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
+        raw = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, attempt - 1))
         return raw * (0.5 + rand())
 
 
@@ -98,7 +98,7 @@ def enqueue_many(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     values = [{"created_at": now, "run_after": now, "params": {}, **row} for row in rows]
     if not values:
         return 0
-    session.execute(Job.__table__.insert(), values)
+    session.execute(insert(Job), values)
     _notify(session)
     return len(values)
 

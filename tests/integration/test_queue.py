@@ -51,9 +51,7 @@ def test_claim_order_is_priority_then_age(sessions: sessionmaker[Session]) -> No
     normal_old = _enqueue(sessions, priority=3)
     urgent = _enqueue(sessions, priority=1)
     normal_new = _enqueue(sessions, priority=3)
-    order = [job.id for job in _claim(sessions, limit=2)] + [
-        job.id for job in _claim(sessions, limit=10)
-    ]
+    order = [job.id for job in _claim(sessions, limit=2)] + [job.id for job in _claim(sessions, limit=10)]
     assert order == [urgent, normal_old, normal_new, low]
     assert _claim(sessions) == []
 
@@ -148,8 +146,12 @@ def test_retryable_error_requeues_with_backoff_then_dead_letters(
         started = utcnow()
         with sessions.begin() as session:
             status = queue.fail(
-                session, job=job, worker_id="w1", error=TransientError("db busy"),
-                backoff=backoff, rand=lambda: 0.5,
+                session,
+                job=job,
+                worker_id="w1",
+                error=TransientError("db busy"),
+                backoff=backoff,
+                rand=lambda: 0.5,
             )
         assert status == "queued"
         job = _job(sessions, job_id)
@@ -184,7 +186,10 @@ def test_input_error_is_never_retried(sessions: sessionmaker[Session]) -> None:
     (job,) = _claim(sessions)
     with sessions.begin() as session:
         status = queue.fail(
-            session, job=job, worker_id="w1", error=InputError("a.json: invalid JSON at line 1, column 2"),
+            session,
+            job=job,
+            worker_id="w1",
+            error=InputError("a.json: invalid JSON at line 1, column 2"),
             backoff=queue.Backoff(),
         )
     job = _job(sessions, job_id)
@@ -268,9 +273,7 @@ def test_four_processes_run_two_thousand_jobs_exactly_once(
         queue.enqueue_many(session, ({"pipeline": "noop"} for _ in range(2000)))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    processes = [
-        context.Process(target=_drain, args=(database_url, f"w{i}", results)) for i in range(4)
-    ]
+    processes = [context.Process(target=_drain, args=(database_url, f"w{i}", results)) for i in range(4)]
     for process in processes:
         process.start()
     done = [results.get(timeout=240) for _ in processes]

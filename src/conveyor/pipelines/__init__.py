@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from conveyor.content import DocumentInput, PipelineContext, PipelineResult
 from conveyor.errors import InputError
@@ -20,10 +20,10 @@ ENTRY_POINT_GROUP = "conveyor.pipelines"
 class Pipeline(Protocol):
     """Turns one document into records, findings and a summary. Pure: no database, no HTTP."""
 
-    name: ClassVar[str]
+    name: str
     # True when records are upserted by natural key across files (a shared collection); False when
     # each job owns its records (pages of one document, entries of one timecard).
-    shared_keys: ClassVar[bool]
+    shared_keys: bool
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
 

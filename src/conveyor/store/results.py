@@ -141,7 +141,7 @@ def _write_postgres(
             "now": utcnow(),
         },
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 def write_findings(session: Session, *, job_id: int, findings: Iterable[Finding]) -> int:
