@@ -65,6 +65,8 @@ def _database(settings: Settings) -> Iterator[Any]:
 
 def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[Any]:
     """One polling thread per ``--watch`` spec; each hands new files to the intake use case."""
+    from functools import partial
+
     from conveyor import intake, sources
     from conveyor.store.blobs import S3BlobStore, open_blob_store
 
@@ -72,17 +74,7 @@ def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[
         settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
     )
 
-    def submit(session: Any, *, stream: Any, filename: str, pipeline: str, source: str) -> int:
-        return intake.submit_document(
-            session,
-            blobs,
-            stream_or_blob=stream,
-            filename=filename,
-            pipeline=pipeline,
-            source=source,
-            max_attempts=settings.max_attempts,
-        ).id
-
+    submit = partial(intake.submit_from_source, blobs=blobs)
     pollers = []
     for spec in specs:
         location, pipeline = sources.parse_watch(spec)
@@ -359,7 +351,7 @@ def cleanup(
     data_dir: DataDir = None,
 ) -> None:
     """Delete finished jobs past their retention, their records and unreferenced blobs."""
-    from conveyor.retention import cleanup as run_cleanup
+    from conveyor import intake
     from conveyor.store.blobs import open_blob_store
 
     settings = _settings(data_dir)
@@ -367,7 +359,7 @@ def cleanup(
         days = _days(older_than) if older_than else None
         blobs = open_blob_store(settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url)
         with sessions.begin() as session:
-            counts = run_cleanup(session, blobs, older_than_days=days)
+            counts = intake.cleanup(session, blobs, actor="cli", older_than_days=days)
     typer.echo(orjson.dumps(counts, default=str).decode())
 
 

@@ -104,10 +104,14 @@ def enqueue_many(session: Session, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def find_duplicate(session: Session, *, dedup: str) -> Job | None:
-    """The earliest job that did (or is doing) the same work, if any did not fail."""
+    """The earliest job that did the same work successfully.
+
+    Only a success counts: a duplicate of a job still queued or running would be born
+    ``succeeded`` with nothing behind it if that job then failed. Two identical files submitted at
+    once both run; their effects are upserts, so the second changes nothing."""
     return session.scalars(
         select(Job)
-        .where(Job.dedup_key == dedup, Job.status.in_(("queued", "running", "succeeded")))
+        .where(Job.dedup_key == dedup, Job.status == "succeeded")
         .where(Job.duplicate_of.is_(None))
         .order_by(Job.id)
         .limit(1)

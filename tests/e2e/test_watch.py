@@ -3,6 +3,7 @@ restart of the server does not process them again."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +23,16 @@ def _serve(data_dir: Path, inbox: Path, port: int):  # type: ignore[no-untyped-d
         "CONVEYOR_POLL_SECONDS": "0.2",
         "CONVEYOR_WATCH_POLL_SECONDS": "0.3",
     }
-    args = [CONVEYOR, "serve", "--port", str(port), "--workers", "1", "--watch", f"{inbox}=records"]
+    args: list[str | os.PathLike[str]] = [
+        CONVEYOR,
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--watch",
+        f"{inbox}=records",
+    ]
     return running_process(args, env, data_dir / "serve.log")
 
 

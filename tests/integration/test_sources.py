@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import boto3
 import pytest
@@ -13,11 +14,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import intake
+from conveyor.sources import S3Prefix, Submit, WatchedFolder
 from conveyor.store import migrate
 from conveyor.store.blobs import LocalBlobStore, S3BlobStore
 from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.tables import Job, SourceFile
-from conveyor.sources import S3Prefix, Submit, WatchedFolder
 from tests.support import S3_TEST_ENV
 
 
@@ -36,14 +37,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 @pytest.fixture
 def submit(tmp_path: Path) -> Submit:
-    blobs = LocalBlobStore(tmp_path / "blobs")
-
-    def submit(session: Session, *, stream: IO[bytes], filename: str, pipeline: str, source: str) -> int:
-        return intake.submit_document(
-            session, blobs, stream_or_blob=stream, filename=filename, pipeline=pipeline, source=source
-        ).id
-
-    return submit
+    return functools.partial(intake.submit_from_source, blobs=LocalBlobStore(tmp_path / "blobs"))
 
 
 def _jobs(sessions: sessionmaker[Session]) -> int:

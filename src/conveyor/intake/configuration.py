@@ -1,0 +1,88 @@
+"""Database settings (shared by every process), each change audited; and the readiness check.
+
+A settings row stores ``{"value": <any JSON>}`` so that a setting may be a number, a string or a list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from conveyor import retention
+from conveyor.errors import ConveyorError, InputError, NotFound
+from conveyor.intake.access import record_audit
+from conveyor.store import migrate
+from conveyor.store.blobs import BlobStore
+from conveyor.store.tables import SettingRow, utcnow
+
+
+def list_settings(session: Session) -> list[SettingRow]:
+    return list(session.scalars(select(SettingRow).order_by(SettingRow.key)))
+
+
+def get_setting(session: Session, *, key: str) -> SettingRow:
+    row = session.get(SettingRow, key)
+    if row is None:
+        raise NotFound(f"setting {key!r} not found")
+    return row
+
+
+def validate_setting(key: str, value: Any) -> Any:
+    """Known keys are checked; unknown keys take any JSON value for now."""
+    if not key or len(key) > 255:
+        raise InputError("a setting key must be 1 to 255 characters")
+    if key.startswith(retention.SETTING_PREFIX):
+        if not key[len(retention.SETTING_PREFIX) :]:
+            raise InputError(f"setting {key!r}: name the pipeline, as in retention.records")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InputError(f"setting {key!r} must be a positive whole number of days, not {value!r}")
+    return value
+
+
+def put_setting(session: Session, *, key: str, value: Any, actor: str) -> SettingRow:
+    """Create or change a setting; every change is an audit event with its before and after."""
+    value = validate_setting(key, value)
+    row = session.get(SettingRow, key, with_for_update=True)
+    before = None if row is None else dict(row.value)
+    if row is None:
+        row = SettingRow(key=key, value={"value": value})
+        session.add(row)
+    else:
+        row.value = {"value": value}
+    row.updated_by = actor[:255]
+    row.updated_at = utcnow()
+    session.flush()
+    record_audit(session, actor=actor, action="setting.put", target=key, before=before, after=row.value)
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    checks: dict[str, str]
+
+    @property
+    def is_ready(self) -> bool:
+        return all(value == "ok" for value in self.checks.values())
+
+
+def check_readiness(*, engine: Engine, blobs: BlobStore) -> Readiness:
+    """Database reachable, migrations at head, blob store reachable; each check says why not."""
+    checks: dict[str, str] = {}
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if migrate.is_current(engine) else "not at head"
+    except (SQLAlchemyError, OSError) as error:
+        checks["database"] = f"unreachable: {type(error).__name__}"
+        checks["migrations"] = "unknown"
+    try:
+        blobs.ping()
+        checks["storage"] = "ok"
+    except ConveyorError as error:
+        checks["storage"] = f"unreachable: {error.message}"
+    return Readiness(checks)

@@ -1,0 +1,179 @@
+"""Reading and steering jobs: listings, results, cancel, retry, delete, legal hold, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from conveyor import progress, queue, retention
+from conveyor.errors import Conflict, NotFound
+from conveyor.intake.access import record_audit
+from conveyor.store.blobs import BlobStore
+from conveyor.store.tables import Document, Event, FindingRow, Job, RecordRow
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset-paginated listing; pass ``next_cursor`` back for the next one."""
+
+    items: list[T]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentView:
+    document: Document
+    latest_job: Job | None
+    records: Page[RecordRow]
+
+
+def get_job(session: Session, *, job_id: int) -> Job:
+    return queue.get(session, job_id)
+
+
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None = None,
+    pipeline: str | None = None,
+    limit: int = 50,
+    cursor: int | None = None,
+) -> Page[Job]:
+    """Newest first; ``cursor`` is the last id of the previous page."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit + 1)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if pipeline is not None:
+        query = query.where(Job.pipeline == pipeline)
+    if cursor is not None:
+        query = query.where(Job.id < cursor)
+    return _page(list(session.scalars(query)), limit, lambda job: job.id)
+
+
+def cancel_job(session: Session, *, job_id: int) -> Job:
+    job = queue.cancel(session, job_id=job_id)
+    if job.status == "cancelled":
+        progress.record_event(
+            session,
+            type="ERROR",
+            job_id=job.id,
+            batch_id=job.batch_id,
+            data={"message": "cancelled", "code": "cancelled"},
+        )
+    return job
+
+
+def retry_job(session: Session, *, job_id: int) -> Job:
+    """Also the dead-letter queue's requeue action."""
+    return queue.retry(session, job_id=job_id)
+
+
+def delete_job(session: Session, blobs: BlobStore, *, job_id: int, actor: str) -> dict[str, int]:
+    """Delete a finished job and what it owns (see ``retention.delete_jobs``); never a held one."""
+    job = queue.get(session, job_id, for_update=True)
+    if job.status not in queue.FINISHED:
+        raise Conflict(f"job {job_id} is {job.status}; only finished jobs can be deleted")
+    if job.legal_hold:
+        raise Conflict(f"job {job_id} is under legal hold")
+    counts = retention.delete_jobs(session, blobs, job_ids=[job_id])
+    record_audit(session, actor=actor, action="job.delete", target=f"job:{job_id}", after=counts)
+    return counts
+
+
+def set_legal_hold(session: Session, *, job_id: int, legal_hold: bool, actor: str) -> Job:
+    job = queue.get(session, job_id, for_update=True)
+    before = job.legal_hold
+    job.legal_hold = legal_hold
+    session.flush()
+    record_audit(
+        session,
+        actor=actor,
+        action="job.legal_hold",
+        target=f"job:{job_id}",
+        before={"legal_hold": before},
+        after={"legal_hold": legal_hold},
+    )
+    return job
+
+
+def _results_job(session: Session, job_id: int) -> int:
+    """A duplicate job's results are the earlier job's: follow ``duplicate_of``."""
+    job = queue.get(session, job_id)
+    return job.duplicate_of if job.duplicate_of is not None else job.id
+
+
+def job_records(
+    session: Session, *, job_id: int, limit: int = 100, cursor: int | None = None
+) -> Page[RecordRow]:
+    """The records this job (or, for a duplicate, the earlier job) was the latest to write."""
+    source = _results_job(session, job_id)
+    query = select(RecordRow).where(RecordRow.job_id == source).order_by(RecordRow.id)
+    if cursor is not None:
+        query = query.where(RecordRow.id > cursor)
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return _page(rows, limit, lambda row: row.id)
+
+
+def job_findings(
+    session: Session, *, job_id: int, limit: int = 100, cursor: int | None = None
+) -> Page[FindingRow]:
+    source = _results_job(session, job_id)
+    query = select(FindingRow).where(FindingRow.job_id == source).order_by(FindingRow.id)
+    if cursor is not None:
+        query = query.where(FindingRow.id > cursor)
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return _page(rows, limit, lambda row: row.id)
+
+
+def job_events(session: Session, *, job_id: int, since: int = 0, limit: int = 1000) -> list[Event]:
+    queue.get(session, job_id)
+    return progress.events_since(session, job_id=job_id, since=since, limit=limit)
+
+
+def get_document(session: Session, *, document_id: int, records_limit: int = 100) -> DocumentView:
+    """A document with its latest job and the first page of that job's records."""
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"document {document_id} not found")
+    latest = session.scalars(
+        select(Job).where(Job.document_id == document_id).order_by(Job.id.desc()).limit(1)
+    ).first()
+    records: Page[RecordRow] = Page([], None)
+    if latest is not None:
+        records = job_records(session, job_id=latest.id, limit=records_limit)
+    return DocumentView(document, latest, records)
+
+
+def queue_stats(session: Session) -> dict[str, Any]:
+    return queue.stats(session)
+
+
+def dead_letters(session: Session, *, limit: int = 100) -> list[Job]:
+    return queue.dead_letters(session, limit=limit)
+
+
+def cleanup(
+    session: Session, blobs: BlobStore, *, actor: str, older_than_days: int | None = None
+) -> dict[str, int]:
+    counts = retention.cleanup(session, blobs, older_than_days=older_than_days)
+    record_audit(
+        session,
+        actor=actor,
+        action="retention.cleanup",
+        target="jobs",
+        before={"older_than_days": older_than_days},
+        after=counts,
+    )
+    return counts
+
+
+def _page(rows: list[T], limit: int, key: Callable[[T], int]) -> Page[T]:
+    if len(rows) > limit:
+        return Page(rows[:limit], key(rows[limit - 1]))
+    return Page(rows, None)

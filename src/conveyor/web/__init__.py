@@ -1,0 +1,1 @@
+"""The HTTP edge: the FastAPI app factory, dependencies, schemas, error mapping and routers."""

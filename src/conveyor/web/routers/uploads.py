@@ -1,0 +1,118 @@
+"""``POST /api/upload``: files as multipart, one job per file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from conveyor import intake
+from conveyor.errors import InputError
+from conveyor.store.blobs import BlobStore
+from conveyor.web.dependencies import BlobsDep, SessionDep, SettingsDep, SubmitterDep
+from conveyor.web.multipart import UploadForm, UploadLimits, read_upload
+from conveyor.web.schemas import JobOut, UploadOut
+
+router = APIRouter(tags=["uploads"])
+FIELDS = frozenset({"pipeline", "priority", "params", "force"})
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"", "0", "false", "no", "off"}
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "pipeline"],
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "One or more files; a zip is one document for now.",
+                        },
+                        "pipeline": {"type": "string"},
+                        "priority": {"type": "integer", "minimum": 1, "maximum": 4, "default": 3},
+                        "params": {"type": "string", "description": "A JSON object."},
+                        "force": {"type": "boolean", "description": "Skip deduplication."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/api/upload",
+    status_code=201,
+    response_model=UploadOut,
+    openapi_extra=UPLOAD_BODY,
+    responses={413: {"description": "Over a size or multipart limit."}},
+)
+async def upload(
+    request: Request,
+    _principal: SubmitterDep,
+    session: SessionDep,
+    blobs: BlobsDep,
+    settings: SettingsDep,
+) -> UploadOut:
+    """Upload files to one pipeline; the same bytes with the same params again are deduplicated
+    (the new job says ``duplicate_of``) unless ``force`` is true."""
+    limits = UploadLimits.from_settings(settings)
+    async with read_upload(request, limits, file_fields=frozenset({"file"})) as form:
+        return await run_in_threadpool(_submit, session, blobs, form, settings.max_attempts)
+
+
+def _submit(session: Session, blobs: BlobStore, form: UploadForm, max_attempts: int) -> UploadOut:
+    fields = form.fields
+    unknown = sorted(set(fields) - FIELDS)
+    if unknown:
+        raise InputError(f"unknown form fields: {', '.join(unknown)}")
+    if not fields.get("pipeline"):
+        raise InputError("the form field 'pipeline' is required")
+    jobs = intake.submit_uploads(
+        session,
+        blobs,
+        files=[(file.filename, file.stream) for file in form.files],
+        pipeline=fields["pipeline"],
+        params=_params(fields.get("params")),
+        priority=_priority(fields.get("priority")),
+        force=_flag(fields.get("force")),
+        max_attempts=max_attempts,
+    )
+    return UploadOut(jobs=[JobOut.model_validate(job) for job in jobs])
+
+
+def _params(raw: str | None) -> dict[str, Any]:
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        params = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InputError(f"the form field 'params' is not valid JSON: {error}") from None
+    if not isinstance(params, dict):
+        raise InputError("the form field 'params' must be a JSON object")
+    return params
+
+
+def _priority(raw: str | None) -> int:
+    if raw is None or not raw.strip():
+        return 3
+    try:
+        return int(raw)
+    except ValueError:
+        raise InputError(f"priority must be a whole number 1 to 4, not {raw!r}") from None
+
+
+def _flag(raw: str | None) -> bool:
+    value = (raw or "").strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise InputError(f"force must be true or false, not {raw!r}")
