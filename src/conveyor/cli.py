@@ -202,11 +202,10 @@ def _parse_params(values: list[str]) -> dict[str, Any]:
     return params
 
 
-def extract_one(path: Path, pipeline_name: str, params: dict[str, Any]) -> dict[str, Any]:
+def extract_one(document: DocumentInput, pipeline_name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run a pipeline on one file in this process; the DESIGN §4b result object."""
     from conveyor.pipelines import get_pipeline
 
-    document = _document_input(path)
     pipeline = get_pipeline(pipeline_name)
     result = pipeline.run(document, pipeline.validate_params(params), OfflineContext())
     records = [record.as_json() for record in result.records]
@@ -236,15 +235,15 @@ def extract(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     for path in files:
+        described: dict[str, object] = {"filename": path.name}
         try:
-            output = extract_one(path, pipeline, params)
+            document = _document_input(path)
+            described = document.describe()
+            output = extract_one(document, pipeline, params)
         except ConveyorError as error:
             failed = True
             typer.echo(f"error: {error}", err=True)
-            output = {
-                "document": {"filename": path.name},
-                "error": {"code": error.code, "message": str(error)},
-            }
+            output = {"document": described, "error": {"code": error.code, "message": str(error)}}
         if as_json:
             sys.stdout.buffer.write(orjson.dumps(output, option=orjson.OPT_NON_STR_KEYS) + b"\n")
         elif "error" not in output:
