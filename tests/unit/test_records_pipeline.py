@@ -237,6 +237,31 @@ def test_schema_failures_are_quarantined_one_by_one(pipeline: RecordsPipeline) -
     }
 
 
+@pytest.mark.parametrize("whole_file_max_bytes", [WHOLE.whole_file_max_bytes, 0], ids=["whole", "streaming"])
+def test_findings_past_the_cap_are_counted_not_listed(whole_file_max_bytes: int) -> None:
+    capped = RecordsPipeline(max_findings=2, whole_file_max_bytes=whole_file_max_bytes)
+    rows = [{"id": 1, "price": 1}] + [{"id": n} for n in range(2, 7)] + [{"id": 7, "price": 7}]
+    records, result = run(capped, orjson.dumps(rows), key="id", schema=ORDER_SCHEMA)
+    assert [r.key for r in records] == ["1", "7"]
+    assert result.summary["records"] == 2
+    assert result.summary["quarantined"] == 5
+    assert [(f.rule, f.ref) for f in result.findings] == [
+        ("quarantined", "/1"),
+        ("quarantined", "/2"),
+        ("quarantined", None),
+    ]
+    assert result.findings[-1].severity == "error"
+    assert result.findings[-1].message == (
+        "... and 3 more records were quarantined (only the first 2 are listed)"
+    )
+    _, at_cap = run(capped, orjson.dumps(rows[:3]), schema=ORDER_SCHEMA)
+    assert [f.ref for f in at_cap.findings] == ["/1", "/2"]
+    _, one_over = run(capped, orjson.dumps(rows[:4]), schema=ORDER_SCHEMA)
+    assert one_over.findings[-1].message == (
+        "... and 1 more record was quarantined (only the first 2 are listed)"
+    )
+
+
 def test_ndjson_quarantine_refs_name_the_line(pipeline: RecordsPipeline) -> None:
     data = ndjson([{"id": 1, "price": 1}, {"id": "x", "price": 1}])
     _, result = run(pipeline, data, schema=ORDER_SCHEMA)

@@ -1,18 +1,14 @@
 """Reading a JSON or NDJSON document as a lazy stream of values, with exact error positions.
 
 Files up to ``whole_file_max_bytes`` are parsed at once with orjson (fast; its errors carry line and
-column); bigger ones stream through ijson's yajl2_c backend in bounded memory. yajl's errors carry
-no usable position, so on an error the file is parsed a second time up to the chunk before the one
-that failed, and the rest is fed in single bytes (whole string contents, once checked): the send
-that fails names the byte, and the events before it where the offending token starts, as orjson
-would. Before any parser sees a chunk it is checked for UTF-8 (so that error names a byte offset)
-and for nesting depth (ijson keeps a prefix string per open level: 100,000 nested brackets would
-cost it gigabytes).
+column); bigger ones stream through ijson's yajl2_c backend in bounded memory, and json_errors
+finds where yajl's errors are. Before any parser sees a chunk it is checked for UTF-8 (so that
+error names a byte offset) and for nesting depth (ijson keeps a prefix string per open level:
+100,000 nested brackets would cost it gigabytes).
 """
 
 from __future__ import annotations
 
-import codecs
 import gc
 import io
 import re
@@ -23,16 +19,20 @@ from itertools import accumulate, count
 from operator import sub
 from typing import IO, Any, Final, Literal
 
-import ijson
 import orjson
 
 from conveyor.content import DocumentInput
 from conveyor.errors import InputError, LimitExceeded
-
-try:
-    _ijson: Any = ijson.get_backend("yajl2_c")
-except ImportError:  # pragma: no cover - the ijson wheels ship yajl2_c; slower but still correct
-    _ijson = ijson
+from conveyor.pipelines.json_errors import (
+    PARSE_ERRORS,
+    Utf8Check,
+    empty_error,
+    encoding_error,
+    for_yajl,
+    ijson_backend,
+    stream_error,
+    syntax_error,
+)
 
 WHOLE_FILE_MAX_BYTES: Final = 64 * 1024 * 1024
 MAX_DEPTH: Final = 512
@@ -49,23 +49,9 @@ Entry = tuple[str, Any, str | None]
 
 _BOM: Final = b"\xef\xbb\xbf"
 _NON_SPACE: Final = re.compile(rb"[^ \t\r\n]")
-_CONTINUATION: Final = bytes(range(0x80, 0xC0))
 _NOT_QUOTE_OR_BRACKET: Final = bytes(range(256)).translate(None, b'"[]{}')
 _OPEN_AS_TWO: Final = bytes.maketrans(b"[]{}", b"\x02\x00\x02\x00")
 _BOUND_PASSES: Final = 8
-# yajl takes form feed and vertical tab for whitespace; JSON allows them nowhere unescaped, so they
-# become a byte yajl rejects in every position (with the same offset, so positions stay exact).
-_NOT_WHITESPACE_IN_JSON: Final = bytes.maketrans(b"\x0b\x0c", b"\x01\x01")
-_QUOTE: Final = ord('"')
-_BACKSLASH: Final = ord("\\")
-_STRING_SPECIAL: Final = re.compile(rb'["\\\x00-\x1f]')
-_VALID_ESCAPE: Final = re.compile(rb'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})')
-_LONG_NUMBER: Final = re.compile(rb"[0-9-][0-9eE.+-]{63,}")
-# (index of the byte at which yajl failed, its exception, whether it accepted a token first)
-_Failure = tuple[int, Exception, bool]
-# What ijson raises besides JSONError: a lone surrogate escape (UnicodeDecodeError, a ValueError)
-# and a number Python cannot hold (decimal.InvalidOperation, an ArithmeticError).
-_PARSE_ERRORS: Final = (ijson.JSONError, ValueError, ArithmeticError)
 
 
 def pointer(path: tuple[str | int, ...]) -> str:
@@ -151,97 +137,6 @@ class NestingGuard:
         return self.depth + passes + marks.count(b"[") + marks.count(b"{")
 
 
-class _Cursor:
-    """Line and column (1-based, in characters) after the bytes seen so far."""
-
-    def __init__(self) -> None:
-        self.line = 1
-        self.chars = 0
-
-    def advance(self, data: bytes) -> None:
-        newlines = data.count(b"\n")
-        if newlines:
-            self.line += newlines
-            self.chars = 0
-            data = data[data.rfind(b"\n") + 1 :]
-        self.chars += len(data.translate(None, _CONTINUATION))
-
-    @property
-    def column(self) -> int:
-        return self.chars + 1
-
-
-class _Utf8Check:
-    """Finds the first byte that is not UTF-8 across chunks (an incremental decoder, skipped for ASCII)."""
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self.seen = 0
-
-    def feed(self, chunk: bytes, *, final: bool = False) -> tuple[int, int] | None:
-        """(byte offset, byte value) of the first invalid byte, or None."""
-        pending = len(self._decoder.getstate()[0])
-        try:
-            if pending or final or not chunk.isascii():
-                self._decoder.decode(chunk, final)
-        except UnicodeDecodeError as error:
-            return self.seen - pending + error.start, error.object[error.start]
-        self.seen += len(chunk)
-        return None
-
-
-def _for_yajl(chunk: bytes) -> bytes:
-    if b"\x0b" in chunk or b"\x0c" in chunk:
-        return chunk.translate(_NOT_WHITESPACE_IN_JSON)
-    return chunk
-
-
-def _first_line(error: Exception) -> str:
-    """yajl's message without its drawing of the context (which points into one chunk only)."""
-    if isinstance(error, UnicodeDecodeError):
-        return "parse error: invalid \\u escape (a lone surrogate)"
-    if isinstance(error, ArithmeticError):
-        return "parse error: number out of range"
-    text = str(error).split("\n")[0].split("\\n")[0]
-    return text.removeprefix("b'").removeprefix('b"')
-
-
-def _reason(message: str) -> str:
-    return message.removeprefix("parse error: ").removeprefix("lexical error: ").rstrip(". ")
-
-
-def _token_start(
-    window: bytes, failed: int, grew: bool, message: str, last_event: tuple[int, str] | None
-) -> int:
-    """Where the offending token starts, given the byte at which yajl failed.
-
-    yajl fails at the byte that completes a token (a closing quote, a literal's last letter) or at
-    the byte after a number; orjson (the whole-file path) names where the token starts, so this
-    does too: after the last token yajl accepted (``last_event``: where it was emitted, and its
-    name) and the separators that follow it. ``grew``: the failing byte itself made yajl accept a
-    pending token, so that byte starts the offender.
-    """
-    if "occurs before a character" in message:  # a bad escape: point at its backslash
-        return failed - 1
-    if grew or "premature EOF" in message or ("lexical" in message and "invalid string" not in message):
-        return failed
-    closer = window[failed : failed + 1]
-    if (closer, "unallowed token" in message, "object key" in message) in (
-        (b"]", True, False),
-        (b"}", False, True),
-    ):  # a trailing comma before the closer of its own container: point at the comma
-        before = len(window[:failed].rstrip(b" \t\r\n")) - 1
-        if before >= 0 and window[before] == ord(","):
-            return before
-    if last_event is None:
-        return failed
-    at, name = last_event
-    start = at if name == "number" else at + 1  # a number ends at the byte after it
-    while start < failed and window[start] in b" \t\r\n,:":
-        start += 1
-    return start
-
-
 class _CheckedStream:
     """The file object ijson reads: strips the BOM, checks UTF-8 and depth, remembers positions."""
 
@@ -249,7 +144,7 @@ class _CheckedStream:
         self._raw = raw
         self._filename = filename
         self._guard = NestingGuard(max_depth, filename)
-        self._utf8 = _Utf8Check()
+        self._utf8 = Utf8Check()
         self.bom = 0
         self.chunk_start = 0  # every byte before this was accepted by the parser
         self.offset = 0  # bytes handed to the parser so far (after the BOM)
@@ -266,26 +161,14 @@ class _CheckedStream:
             self.bom, chunk = len(_BOM), chunk[len(_BOM) :]
         invalid = self._utf8.feed(chunk, final=not chunk)
         if invalid is not None:
-            raise _encoding_error(self._filename, self.bom + invalid[0], invalid[1])
+            raise encoding_error(self._filename, self.bom + invalid[0], invalid[1])
         self.starts.append((self.offset, self._guard.in_string, self._guard.pending_escape))
         self._guard.feed(chunk)
         self.has_content = self.has_content or _NON_SPACE.search(chunk) is not None
         self.chunk_start = self.offset
         self.offset += len(chunk)
         self.at_end = not chunk
-        return _for_yajl(chunk)
-
-
-def _syntax_error(filename: str, line: int, column: int, reason: str) -> InputError:
-    return InputError(f"{filename}: invalid JSON at line {line}, column {column}: {reason}")
-
-
-def _encoding_error(filename: str, offset: int, byte: int) -> InputError:
-    return InputError(f"{filename}: not UTF-8: invalid byte 0x{byte:02x} at byte offset {offset}")
-
-
-def _empty_error(filename: str) -> InputError:
-    return InputError(f"{filename}: empty file (no JSON value)")
+        return for_yajl(chunk)
 
 
 def _ndjson_verdict(head: bytes | bytearray, start: int) -> bool:
@@ -298,85 +181,6 @@ def _ndjson_verdict(head: bytes | bytearray, start: int) -> bool:
     except orjson.JSONDecodeError:
         return False
     return True
-
-
-class _Relocator:
-    """Feeds the bytes around a streaming error to a fresh yajl parser, finely, to see where it fails.
-
-    Outside strings one byte per send, so the failing send names the byte. yajl re-reads a pending
-    token on every send, so inside a long string that would be quadratic: a string's content is
-    checked here (control characters, escapes) and sent whole, its closing quote alone.
-    """
-
-    def __init__(self) -> None:
-        self.events = ijson.sendable_list()
-        self.parser = _ijson.basic_parse_coro(self.events, use_float=True)
-        self.last_event: tuple[int, str] | None = None  # where yajl last accepted a token, and what
-
-    def feed(self, data: bytes, in_string: bool) -> _Failure | None:
-        index = 0
-        while index < len(data):
-            if not in_string:
-                long_number = _LONG_NUMBER.match(data, index)
-                if long_number:  # only its last bytes one by one
-                    index, failure = self._send(data, index, long_number.end() - 16)
-                    if failure:
-                        return failure
-                index, failure = self._send(data, index, index + 1)
-                in_string = data[index - 1] == _QUOTE
-            else:
-                end, bad = _string_extent(data, index)
-                if bad is not None:
-                    index, failure = self._send(data, index, bad)
-                    return failure or self._bytewise(data, bad)
-                index, failure = self._send(data, index, end)
-                if failure or index == len(data):
-                    return failure
-                index, failure = self._send(data, index, index + 1)  # the closing quote
-                in_string = False
-            if failure:
-                return failure
-        return None
-
-    def close(self, index: int) -> _Failure | None:
-        try:
-            self.parser.close()
-        except _PARSE_ERRORS as error:
-            return index, error, bool(self.events)
-        return None
-
-    def _send(self, data: bytes, start: int, end: int) -> tuple[int, _Failure | None]:
-        if end <= start:
-            return start, None
-        try:
-            self.parser.send(data[start:end])
-        except _PARSE_ERRORS as error:
-            return end, (end - 1, error, bool(self.events))
-        if self.events:
-            self.last_event = (end - 1, self.events[-1][0])
-            self.events.clear()
-        return end, None
-
-    def _bytewise(self, data: bytes, start: int) -> _Failure | None:
-        for index in range(start, min(start + 8, len(data))):
-            _, failure = self._send(data, index, index + 1)
-            if failure:
-                return failure
-        return None
-
-
-def _string_extent(data: bytes, start: int) -> tuple[int, int | None]:
-    """(where the string from ``start`` ends: its closing quote or the end of data, a bad byte)."""
-    position = start
-    while special := _STRING_SPECIAL.search(data, position):
-        at = special.start()
-        if data[at] == _QUOTE:
-            return at, None
-        escape = _VALID_ESCAPE.match(data, at) if data[at] == _BACKSLASH else None
-        if escape is None:
-            return at, at
-        position = escape.end()
-    return len(data), None
 
 
 class JsonReader:
@@ -427,7 +231,7 @@ class JsonReader:
         data = raw_data[len(_BOM) :] if raw_data.startswith(_BOM) else raw_data
         first = _NON_SPACE.search(data)
         if first is None:
-            raise _empty_error(self.document.filename)
+            raise empty_error(self.document.filename)
         if self.format == "ndjson" or (self.format == "auto" and _ndjson_verdict(data, first.start())):
             yield from self._ndjson(io.BytesIO(raw_data))
             return
@@ -445,15 +249,15 @@ class JsonReader:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as error:
-            check = _Utf8Check()
+            check = Utf8Check()
             view = memoryview(data)
             for start in range(0, len(data) + 1, CHUNK_BYTES * 16):
                 chunk = bytes(view[start : start + CHUNK_BYTES * 16])
                 invalid = check.feed(chunk, final=start + len(chunk) >= len(data))
                 if invalid is not None:
                     offset, byte = invalid
-                    raise _encoding_error(self.document.filename, bom + offset, byte) from None
-            raise _syntax_error(self.document.filename, error.lineno, error.colno, error.msg) from None
+                    raise encoding_error(self.document.filename, bom + offset, byte) from None
+            raise syntax_error(self.document.filename, error.lineno, error.colno, error.msg) from None
         finally:
             if was_enabled:
                 gc.enable()
@@ -508,8 +312,8 @@ class JsonReader:
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as bad:
-            return _encoding_error(self.document.filename, start + bad.start, line[bad.start])
-        return _syntax_error(self.document.filename, number, error.colno, error.msg)
+            return encoding_error(self.document.filename, start + bad.start, line[bad.start])
+        return syntax_error(self.document.filename, number, error.colno, error.msg)
 
     def _line_entries(self, value: Any, number: int) -> Iterator[Entry]:
         ref = f"line {number}"
@@ -566,7 +370,7 @@ class JsonReader:
                 if found is not None:
                     break
             else:
-                raise _empty_error(self.document.filename)
+                raise empty_error(self.document.filename)
             start, head = found.start(), bytearray(chunk)
             first = bytes(head[start : start + 1])
             if self.format != "auto":
@@ -590,13 +394,13 @@ class JsonReader:
             stream = _CheckedStream(raw, self.document.filename, self.max_depth)
             open_arrays = 0  # the node must be reached through objects only, as on the whole path
             try:
-                for prefix, event, value in _ijson.parse(stream):
+                for prefix, event, value in ijson_backend.parse(stream):
                     if prefix == target and open_arrays == 0:
                         if event in ("start_array", "start_map"):
                             return "array" if event == "start_array" else "object"
                         raise self._not_a_container(describe(value))
                     open_arrays += {"start_array": 1, "end_array": -1}.get(event, 0)
-            except _PARSE_ERRORS as error:
+            except PARSE_ERRORS as error:
                 raise self._stream_error(stream, error) from None
         raise self._path_missing()
 
@@ -605,51 +409,24 @@ class JsonReader:
             stream = _CheckedStream(raw, self.document.filename, self.max_depth)
             size = max(self.document.size, 1)
             try:
-                for item in _ijson.items(stream, prefix, use_float=True):
+                for item in ijson_backend.items(stream, prefix, use_float=True):
                     self._done = 100.0 * stream.offset / size
                     yield item
-            except _PARSE_ERRORS as error:
+            except PARSE_ERRORS as error:
                 raise self._stream_error(stream, error) from None
 
     def _stream_error(self, stream: _CheckedStream, error: Exception) -> InputError:
         if not stream.has_content:
-            return _empty_error(self.document.filename)
-        line, column, reason = self._relocate(stream)
-        return _syntax_error(self.document.filename, line, column, reason or _first_line(error))
-
-    def _relocate(self, stream: _CheckedStream) -> tuple[int, int, str]:
-        """Parse again up to the chunk before the one that failed, then feed the rest finely.
-
-        A second parse up to the error, on the error path only.
-        """
-        start, in_string, escaped = stream.starts[0]
-        start -= escaped  # begin at the backslash of an escape split between chunks
-        relocator = _Relocator()
-        cursor = _Cursor()
-        window = bytearray()  # from start to where the parser stopped, not counted by the cursor
-        fed = 0
+            return empty_error(self.document.filename)
         with closing(self.document.open()) as raw:
-            for chunk in _chunks_after_bom(raw):
-                fast = chunk[: max(0, start - fed)]
-                if fast:  # an empty send would mean the end of the document to ijson
-                    relocator.parser.send(fast)
-                    relocator.events.clear()
-                    cursor.advance(fast)
-                window += chunk[len(fast) :]
-                fed += len(chunk)
-                if fed >= stream.offset:
-                    break
-        data = bytes(window[: stream.offset - start])
-        failure = relocator.feed(data, in_string)
-        if failure is None and stream.at_end:
-            failure = relocator.close(len(data))
-        if failure is None:  # not expected (yajl is deterministic): name the end
-            cursor.advance(data)
-            return cursor.line, cursor.column, ""
-        index, error, grew = failure
-        message = _first_line(error)
-        cursor.advance(data[: _token_start(data, index, grew, message, relocator.last_event)])
-        return cursor.line, cursor.column, _reason(message)
+            return stream_error(
+                self.document.filename,
+                error,
+                _chunks_after_bom(raw),
+                start=stream.starts[0],
+                end=stream.offset,
+                at_end=stream.at_end,
+            )
 
 
 def _read_at_most(raw: IO[bytes], size: int) -> bytes:
@@ -668,7 +445,7 @@ def _chunks_after_bom(raw: IO[bytes]) -> Iterator[bytes]:
         if first and chunk.startswith(_BOM):
             chunk = chunk[len(_BOM) :]
         first = False
-        yield _for_yajl(chunk)
+        yield for_yajl(chunk)
 
 
 def _lines(raw: IO[bytes]) -> Iterator[bytes]:

@@ -4,7 +4,8 @@ Each record gets a natural key (param ``key``, a dotted path) or, without one, a
 content, so the caller can upsert records across files. A record that has no key although one is
 required, or that fails the JSON Schema, is quarantined as a finding on its own while the rest of
 the file lands; a problem with the file itself (invalid JSON, wrong encoding, too deep) is an
-InputError and the caller rolls the whole job back.
+InputError and the caller rolls the whole job back. Only the first ``max_findings`` quarantined
+records get a finding each, so memory stays bounded; one last finding counts the rest.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ RECORD_KIND: Final = "record"
 QUARANTINE_RULE: Final = "quarantined"
 CANCEL_CHECK_EVERY: Final = 1000
 PROGRESS_EVERY: Final = 5000
+MAX_FINDINGS: Final = 10_000
 FORMATS: Final = ("auto", "json", "ndjson")
 DEFAULTS: Final[Mapping[str, Any]] = {
     "path": None,
@@ -84,12 +86,20 @@ class RecordsPipeline:
         *,
         whole_file_max_bytes: int = WHOLE_FILE_MAX_BYTES,
         max_depth: int = MAX_DEPTH,
+        max_findings: int = MAX_FINDINGS,
     ) -> None:
-        """``whole_file_max_bytes``: bigger files stream (0 streams everything, as tests do)."""
+        """``whole_file_max_bytes``: bigger files stream (0 streams everything, as tests do).
+
+        ``max_findings``: quarantined records past this many are counted in the summary but not
+        listed one by one (a file where every record fails would otherwise fill memory).
+        """
         if not 1 <= max_depth <= ORJSON_MAX_DEPTH:
             raise ValueError(f"max_depth must be 1 to {ORJSON_MAX_DEPTH}, not {max_depth}")
+        if max_findings < 0:
+            raise ValueError(f"max_findings must not be negative, not {max_findings}")
         self.whole_file_max_bytes = whole_file_max_bytes
         self.max_depth = max_depth
+        self.max_findings = max_findings
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The params with defaults filled in and values normalised; InputError names a bad one."""
@@ -165,8 +175,17 @@ class RecordsPipeline:
                 yield outcome
             else:
                 summary["quarantined"] += 1
-                result.findings.append(outcome)
+                if summary["quarantined"] <= self.max_findings:
+                    result.findings.append(outcome)
         summary["format"] = reader.shape
+        unlisted = summary["quarantined"] - self.max_findings
+        if unlisted > 0:
+            records = "record was" if unlisted == 1 else "records were"
+            message = (
+                f"... and {unlisted} more {records} quarantined "
+                f"(only the first {self.max_findings} are listed)"
+            )
+            result.findings.append(Finding(rule=QUARANTINE_RULE, severity="error", message=message, ref=None))
 
 
 def _land(ref: str, value: Any, problem: str | None, options: _Options) -> Record | Finding:
