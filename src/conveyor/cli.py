@@ -68,11 +68,9 @@ def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[
     from functools import partial
 
     from conveyor import intake, sources
-    from conveyor.store.blobs import S3BlobStore, open_blob_store
+    from conveyor.store.blobs import S3BlobStore, blob_store_for
 
-    blobs = open_blob_store(
-        settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-    )
+    blobs = blob_store_for(settings)
 
     submit = partial(intake.submit_from_source, blobs=blobs)
     pollers = []
@@ -81,9 +79,7 @@ def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[
         source: sources.WatchedFolder | sources.S3Prefix
         if location.startswith("s3://"):
             bucket, _, prefix = location.removeprefix("s3://").partition("/")
-            reader = open_blob_store(
-                f"s3://{bucket}", endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-            )
+            reader = blob_store_for(settings, f"s3://{bucket}")
             assert isinstance(reader, S3BlobStore)
 
             def list_objects(_bucket: str, prefix: str, reader: S3BlobStore = reader) -> list[Any]:
@@ -240,10 +236,17 @@ def extract(
             document = _document_input(path)
             described = document.describe()
             output = extract_one(document, pipeline, params)
-        except ConveyorError as error:
+        except (ConveyorError, OSError) as error:
             failed = True
-            typer.echo(f"error: {error}", err=True)
-            output = {"document": described, "error": {"code": error.code, "message": str(error)}}
+            code = error.code if isinstance(error, ConveyorError) else "io_error"
+            message = str(error) if isinstance(error, ConveyorError) else f"{path}: {error.strerror or error}"
+            typer.echo(f"error: {message}", err=True)
+            output = {"document": described, "error": {"code": code, "message": message}}
+        except Exception as error:  # a bug in a pipeline must not hide the other files' results
+            failed = True
+            message = f"{path.name}: internal error ({type(error).__name__}: {error})"
+            typer.echo(f"error: {message}", err=True)
+            output = {"document": described, "error": {"code": "internal_error", "message": message}}
         if as_json:
             sys.stdout.buffer.write(orjson.dumps(output, option=orjson.OPT_NON_STR_KEYS) + b"\n")
         elif "error" not in output:
@@ -351,12 +354,12 @@ def cleanup(
 ) -> None:
     """Delete finished jobs past their retention, their records and unreferenced blobs."""
     from conveyor import intake
-    from conveyor.store.blobs import open_blob_store
+    from conveyor.store.blobs import blob_store_for
 
     settings = _settings(data_dir)
     with _errors_to_exit(), _database(settings) as sessions:
         days = _days(older_than) if older_than else None
-        blobs = open_blob_store(settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url)
+        blobs = blob_store_for(settings)
         with sessions.begin() as session:
             counts = intake.cleanup(session, blobs, actor="cli", older_than_days=days)
     typer.echo(orjson.dumps(counts, default=str).decode())

@@ -47,9 +47,10 @@ class ShutdownRequested(ConveyorError):
 class JobControl:
     """The PipelineContext of a job running in a worker.
 
-    ``cancel`` is set by the heartbeat thread when someone asked to cancel the job, ``shutdown`` by the
-    worker when it must stop now. Events emitted while the result transaction is open are deferred
-    into it (on SQLite a second writer would wait for that very transaction).
+    ``cancel`` is set by the heartbeat thread when someone asked to cancel the job, ``lost`` when the
+    job was taken away (its lease ran out), ``shutdown`` by the worker when it must stop now.
+    Events emitted while the result transaction is open are deferred into it (on SQLite a second
+    writer would wait for that very transaction); a lost job emits nothing more.
     """
 
     sessions: sessionmaker[Session]
@@ -57,10 +58,13 @@ class JobControl:
     batch_id: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     shutdown: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
     progress_value: int = 0
     deferred: list[tuple[str, dict[str, Any]]] | None = None
 
     def emit(self, event_type: str, **data: Any) -> None:
+        if self.lost.is_set():
+            return
         if self.deferred is not None:
             self.deferred.append((event_type, data))
             return
@@ -70,7 +74,7 @@ class JobControl:
             )
 
     def is_cancelled(self) -> bool:
-        return self.cancel.is_set() or self.shutdown.is_set()
+        return self.cancel.is_set() or self.shutdown.is_set() or self.lost.is_set()
 
     def progress(self, value: float) -> None:
         self.progress_value = int(value)
@@ -81,6 +85,7 @@ class Runtime:
     """What a worker process holds for the jobs it runs."""
 
     sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
     blobs: BlobStore
     worker_id: str
     backoff: queue.Backoff
@@ -112,11 +117,16 @@ def process(job: Job, runtime: Runtime, control: JobControl) -> str:
     with bound(job_id=job.id, document_id=job.document_id):
         started = time.perf_counter()
         try:
+            if job.cancel_requested or control.cancel.is_set():
+                raise Cancelled
             control.emit("STARTED", pipeline=job.pipeline, attempt=job.attempts)
             _run(job, runtime, control)
         except ShutdownRequested:
             return _release(job, runtime)
         except Cancelled:
+            if control.lost.is_set():
+                logger.warning("lease lost; stopped, the new owner runs the job")
+                return "lost"
             if control.shutdown.is_set() and not control.cancel.is_set():
                 return _release(job, runtime)
             return _cancelled(job, runtime)
@@ -134,13 +144,18 @@ def _run(job: Job, runtime: Runtime, control: JobControl) -> None:
     params = pipeline.validate_params(job.params)
     if job.document_id is None:
         raise NotFound(f"job {job.id} has no document")
-    with runtime.sessions() as session:
+    with runtime.readers() as session:
         document = load_document(session, runtime.blobs, job.document_id)
     result = pipeline.run(document, params, control)
     with runtime.sessions.begin() as session:
         control.deferred = []
+        opened = time.monotonic()
         try:
             summary = _save(session, job, result, namespace_for(job, pipeline.shared_keys), control)
+            held = time.monotonic() - opened
+            if held > 1.0 and session.get_bind().dialect.name == "sqlite":
+                # Nobody could heartbeat while this transaction held SQLite's only write lock.
+                queue.extend_running_leases(session, seconds=held, except_job=job.id)
             for event_type, data in control.deferred:
                 progress.record_event(
                     session, type=event_type, job_id=job.id, batch_id=job.batch_id, data=data

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from conveyor.errors import Conflict, ConveyorError, NotFound
+from conveyor.errors import Conflict, ConveyorError, InputError, NotFound
 from conveyor.store.tables import Job, utcnow
 
 NOTIFY_CHANNEL = "conveyor_jobs"
@@ -65,7 +65,7 @@ def enqueue(
 ) -> Job:
     """Add a job. A job that duplicates finished work is born ``succeeded`` pointing at it."""
     if not 1 <= priority <= 4:
-        raise Conflict(f"priority must be 1 (most urgent) to 4, not {priority}")
+        raise InputError(f"priority must be 1 (most urgent) to 4, not {priority}")
     now = utcnow()
     job = Job(
         pipeline=pipeline,
@@ -144,10 +144,17 @@ def claim(session: Session, *, worker_id: str, limit: int = 1, lease_seconds: fl
     return sorted(claimed, key=lambda job: (job.priority, job.id))
 
 
-def heartbeat(session: Session, *, job_ids: Sequence[int], worker_id: str, lease_seconds: float) -> set[int]:
-    """Extend the leases this worker still holds; returns the ids whose cancellation was asked."""
+@dataclass(frozen=True, slots=True)
+class Beat:
+    held: set[int]
+    cancel_requested: set[int]
+
+
+def heartbeat(session: Session, *, job_ids: Sequence[int], worker_id: str, lease_seconds: float) -> Beat:
+    """Extend the leases this worker still holds. Says which of ``job_ids`` it still holds (a job
+    missing there was taken away after its lease ran out) and which were asked to cancel."""
     if not job_ids:
-        return set()
+        return Beat(set(), set())
     rows = session.execute(
         update(Job)
         .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == "running")
@@ -155,7 +162,28 @@ def heartbeat(session: Session, *, job_ids: Sequence[int], worker_id: str, lease
         .returning(Job.id, Job.cancel_requested),
         execution_options={"synchronize_session": False},
     ).all()
-    return {job_id for job_id, cancel in rows if cancel}
+    return Beat({job_id for job_id, _ in rows}, {job_id for job_id, cancel in rows if cancel})
+
+
+def extend_running_leases(session: Session, *, seconds: float, except_job: int) -> None:
+    """Give every other running job's lease ``seconds`` more.
+
+    On SQLite a long write transaction (the results of a big file) holds the only write lock, so
+    no other worker can heartbeat meanwhile; without this, the first sweep after the commit would
+    take live jobs away from healthy workers. Called inside that transaction, before it commits.
+    Row by row, since SQLite has no interval arithmetic; only running jobs, so only a few rows.
+    """
+    running = session.execute(
+        select(Job.id, Job.lease_until).where(Job.status == "running", Job.id != except_job)
+    ).all()
+    for job_id, lease_until in running:
+        if lease_until is not None:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(lease_until=lease_until + dt.timedelta(seconds=seconds)),
+                execution_options={"synchronize_session": False},
+            )
 
 
 def cancel_requested(session: Session, *, job_ids: Sequence[int]) -> set[int]:
@@ -245,8 +273,11 @@ def fail(
     code = error.code if isinstance(error, ConveyorError) else "internal_error"
     message = str(error) or type(error).__name__
     now = utcnow()
-    if retryable and job.attempts < job.max_attempts:
-        values: dict[str, Any] = {
+    cancel_asked = session.scalar(select(Job.cancel_requested).where(Job.id == job.id))
+    if cancel_asked:
+        values: dict[str, Any] = {"status": "cancelled", "finished_at": now, "lease_until": None}
+    elif retryable and job.attempts < job.max_attempts:
+        values = {
             "status": "queued",
             "run_after": now + dt.timedelta(seconds=backoff.delay(job.attempts, rand)),
             "lease_until": None,
@@ -270,12 +301,20 @@ def mark_cancelled(session: Session, *, job_id: int, worker_id: str) -> bool:
 
 
 def release(session: Session, *, job_ids: Sequence[int], worker_id: str) -> int:
-    """Hand jobs back untouched (graceful shutdown): queued again, and the attempt not counted."""
+    """Hand jobs back untouched (graceful shutdown): queued again, and the attempt not counted;
+    a job whose cancellation was asked for meanwhile is cancelled instead."""
     if not job_ids:
         return 0
+    owned = (Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == "running")
+    session.execute(
+        update(Job)
+        .where(*owned, Job.cancel_requested.is_(True))
+        .values(status="cancelled", finished_at=utcnow(), lease_until=None),
+        execution_options={"synchronize_session": False},
+    )
     result = session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == "running")
+        .where(*owned)
         .values(
             status="queued",
             attempts=Job.attempts - 1,
@@ -289,33 +328,56 @@ def release(session: Session, *, job_ids: Sequence[int], worker_id: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def requeue_expired(session: Session) -> int:
-    """Jobs whose worker vanished (lease ran out): re-queue, or dead-letter past ``max_attempts``."""
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """What ``requeue_expired`` did, so the caller can tell watchers about the jobs that ended."""
+
+    requeued: list[int]
+    dead_lettered: list[int]
+    cancelled: list[int]
+
+    def __len__(self) -> int:
+        return len(self.requeued) + len(self.dead_lettered) + len(self.cancelled)
+
+
+def _ids(session: Session, statement: Any) -> list[int]:
+    return [
+        row[0]
+        for row in session.execute(
+            statement.returning(Job.id), execution_options={"synchronize_session": False}
+        )
+    ]
+
+
+def requeue_expired(session: Session) -> Swept:
+    """Jobs whose worker vanished (lease ran out): re-queue them, or dead-letter them past
+    ``max_attempts``, or cancel them if their cancellation was asked for meanwhile."""
     now = utcnow()
     expired = (Job.status == "running", Job.lease_until < now)
-    exhausted = session.execute(
+    ended = {"finished_at": now, "lease_until": None}
+    cancelled = _ids(
+        session,
+        update(Job).where(*expired, Job.cancel_requested.is_(True)).values(status="cancelled", **ended),
+    )
+    dead = _ids(
+        session,
         update(Job)
         .where(*expired, Job.attempts >= Job.max_attempts)
         .values(
             status="failed",
             dead_lettered=True,
-            finished_at=now,
             error_code="lease_expired",
             error=func.coalesce(Job.error, "the worker stopped heartbeating (lease expired)"),
-            lease_until=None,
+            **ended,
         ),
-        execution_options={"synchronize_session": False},
     )
-    requeued = session.execute(
-        update(Job)
-        .where(*expired)
-        .values(status="queued", run_after=now, lease_until=None, worker_id=None)
-        .returning(Job.id),
-        execution_options={"synchronize_session": False},
-    ).all()
+    requeued = _ids(
+        session,
+        update(Job).where(*expired).values(status="queued", run_after=now, lease_until=None, worker_id=None),
+    )
     if requeued:
         _notify(session)
-    return len(requeued) + int(exhausted.rowcount)  # type: ignore[attr-defined]
+    return Swept(requeued, dead, cancelled)
 
 
 def get(session: Session, job_id: int, *, for_update: bool = False) -> Job:

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.errors import InputError
 from conveyor.store.blobs import CHUNK, ListedObject
+from conveyor.store.database import read_session_factory
 from conveyor.store.tables import SourceFile
 
 logger = logging.getLogger(__name__)
@@ -60,16 +61,26 @@ def _ignored(path: Path) -> bool:
     return path.name.startswith(".") or path.name.endswith(IGNORED_SUFFIXES)
 
 
+def _readers(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Read-only sessions on the same engine: on SQLite, checks must not take the write lock."""
+    return read_session_factory(sessions.kw["bind"])
+
+
 @dataclass
 class WatchedFolder:
     """Polls a folder tree. A file is taken once its size and mtime held still for one scan, so a
-    file still being copied in is not read half-written."""
+    file still being copied in is not read half-written; and it is read and hashed once per
+    version, not on every scan."""
 
     root: Path
     pipeline: str
     sessions: sessionmaker[Session]
     submit: Submit
     _last: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    _taken: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.readers = _readers(self.sessions)
 
     @property
     def source(self) -> str:
@@ -80,22 +91,31 @@ class WatchedFolder:
         queued: list[int] = []
         current: dict[Path, tuple[int, int]] = {}
         for path in sorted(self.root.rglob("*")):
-            if not path.is_file() or _ignored(path):
+            try:
+                if not path.is_file() or _ignored(path):
+                    continue
+                stat = path.stat()
+            except OSError:
+                continue  # vanished between the listing and the look
+            signature = current[path] = (stat.st_size, stat.st_mtime_ns)
+            if self._last.get(path) != signature or self._taken.get(path) == signature:
                 continue
-            stat = path.stat()
-            current[path] = (stat.st_size, stat.st_mtime_ns)
-            if self._last.get(path) != current[path]:
+            try:
+                job_id = self._take(path)
+            except OSError as error:
+                logger.warning("could not read %s: %s", path, error)
                 continue
-            job_id = self._take(path)
+            self._taken[path] = signature
             if job_id is not None:
                 queued.append(job_id)
         self._last = current
+        self._taken = {path: sig for path, sig in self._taken.items() if path in current}
         return queued
 
     def _take(self, path: Path) -> int | None:
         relative = path.relative_to(self.root).as_posix()
         sha256 = _sha256_of(path)
-        with self.sessions() as session:
+        with self.readers() as session:
             if already_seen(session, source=self.source, path=relative, sha256=sha256):
                 return None
         try:
@@ -111,9 +131,6 @@ class WatchedFolder:
                 session.flush()
         except IntegrityError:
             return None  # another process took it first
-        except OSError as error:
-            logger.warning("could not read %s: %s", path, error)
-            return None
         logger.info("queued %s from %s as job %d", relative, self.root, job_id)
         return job_id
 
@@ -145,8 +162,11 @@ class S3Prefix:
                 queued.append(job_id)
         return queued
 
+    def __post_init__(self) -> None:
+        self.readers = _readers(self.sessions)
+
     def _take(self, item: ListedObject) -> int | None:
-        with self.sessions() as session:
+        with self.readers() as session:
             seen = session.scalar(
                 select(SourceFile.id).where(
                     SourceFile.source == self.source,
@@ -157,40 +177,55 @@ class S3Prefix:
         if seen is not None:
             return None
         with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
-            digest = hashlib.sha256()
-            with contextlib.closing(self.open_object(self.bucket, item.key)) as remote:
-                while chunk := remote.read(CHUNK):
-                    digest.update(chunk)
-                    spool.write(chunk)
-            spool.seek(0)
-            sha256 = digest.hexdigest()
+            sha256 = self._download(item, spool)
+            with self.readers() as session:
+                known = already_seen(session, source=self.source, path=item.key, sha256=sha256)
+            if known:
+                # The same bytes under a new ETag (re-uploaded): remember the ETag, queue nothing.
+                self._remember_etag(item, sha256)
+                return None
             try:
+                # The blob is stored before the first statement, so SQLite's write lock is not
+                # held while bytes are copied.
                 with self.sessions.begin() as session:
-                    job_id = None
-                    # The same bytes under a new ETag (re-uploaded): remember the ETag only.
-                    if not already_seen(session, source=self.source, path=item.key, sha256=sha256):
-                        job_id = self.submit(
-                            session,
-                            stream=spool,
-                            filename=Path(item.key).name,
-                            pipeline=self.pipeline,
-                            source=self.source,
-                        )
+                    job_id = self.submit(
+                        session,
+                        stream=spool,
+                        filename=Path(item.key).name,
+                        pipeline=self.pipeline,
+                        source=self.source,
+                    )
                     session.add(
                         SourceFile(
-                            source=self.source,
-                            path=item.key,
-                            sha256=sha256,
-                            etag=item.etag,
-                            job_id=job_id,
+                            source=self.source, path=item.key, sha256=sha256, etag=item.etag, job_id=job_id
                         )
                     )
                     session.flush()
             except IntegrityError:
                 return None
-        if job_id is not None:
-            logger.info("queued %s as job %d", item.key, job_id)
+        logger.info("queued %s as job %d", item.key, job_id)
         return job_id
+
+    def _download(self, item: ListedObject, spool: IO[bytes]) -> str:
+        digest = hashlib.sha256()
+        with contextlib.closing(self.open_object(self.bucket, item.key)) as remote:
+            while chunk := remote.read(CHUNK):
+                digest.update(chunk)
+                spool.write(chunk)
+        spool.seek(0)
+        return digest.hexdigest()
+
+    def _remember_etag(self, item: ListedObject, sha256: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(SourceFile)
+                .where(
+                    SourceFile.source == self.source,
+                    SourceFile.path == item.key,
+                    SourceFile.sha256 == sha256,
+                )
+                .values(etag=item.etag)
+            )
 
 
 class Poller(threading.Thread):

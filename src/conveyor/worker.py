@@ -26,12 +26,14 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from conveyor import logs, processing, queue
+from conveyor import logs, processing, progress, queue
+from conveyor.errors import TransientError
 from conveyor.processing import JobControl, Runtime
 from conveyor.settings import Settings
-from conveyor.store.blobs import open_blob_store
+from conveyor.store.blobs import blob_store_for
 from conveyor.store.database import (
     create_database_engine,
     is_postgres,
@@ -42,6 +44,7 @@ from conveyor.store.tables import Job
 
 logger = logging.getLogger(__name__)
 SHORT_JOB_SECONDS = 0.2
+DATABASE_ERRORS = (SQLAlchemyError, TransientError)
 
 
 class Heartbeat(threading.Thread):
@@ -87,7 +90,7 @@ class Heartbeat(threading.Thread):
                 for job_id in queue.cancel_requested(session, job_ids=list(held)):
                     held[job_id].cancel.set()
             with self.sessions.begin() as session:
-                cancelled = queue.heartbeat(
+                beat = queue.heartbeat(
                     session,
                     job_ids=list(held),
                     worker_id=self.worker_id,
@@ -105,33 +108,52 @@ class Heartbeat(threading.Thread):
             # A missed beat is not fatal: the lease has room for several.
             logger.warning("heartbeat failed; will try again", exc_info=True)
             return
-        for job_id in cancelled:
-            held[job_id].cancel.set()
+        for job_id, control in held.items():
+            if job_id in beat.cancel_requested:
+                control.cancel.set()
+            if job_id not in beat.held:
+                # Presumed dead and handed to another worker: stop, and write nothing.
+                control.lost.set()
 
 
 class Waker:
-    """Sleeps until new work may be there: LISTEN/NOTIFY on PostgreSQL, a short poll on SQLite."""
+    """Sleeps until new work may be there: LISTEN/NOTIFY on PostgreSQL, a short poll on SQLite.
+
+    The LISTEN connection is opened lazily and dropped on any error, so a database restart only
+    costs a poll interval; the next wait reconnects.
+    """
 
     def __init__(self, engine: Engine, poll_seconds: float) -> None:
         self.poll_seconds = poll_seconds
+        self.url = (
+            engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            if is_postgres(engine)
+            else None
+        )
         self.connection: Any = None
-        if is_postgres(engine):
-            import psycopg
-
-            url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self.connection = psycopg.connect(url, autocommit=True)
-            self.connection.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
 
     def wait(self, stop: threading.Event) -> None:
-        if self.connection is None:
+        if self.url is None:
             stop.wait(self.poll_seconds)
             return
-        for _ in self.connection.notifies(timeout=self.poll_seconds, stop_after=1):
-            break
+        import psycopg
+
+        try:
+            if self.connection is None:
+                self.connection = psycopg.connect(self.url, autocommit=True)
+                self.connection.execute(f"LISTEN {queue.NOTIFY_CHANNEL}")
+            for _ in self.connection.notifies(timeout=self.poll_seconds, stop_after=1):
+                break
+        except psycopg.Error:
+            logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
+            self.close()
+            stop.wait(self.poll_seconds)
 
     def close(self) -> None:
         if self.connection is not None:
-            self.connection.close()
+            with contextlib.suppress(Exception):
+                self.connection.close()
+            self.connection = None
 
 
 class WorkerProcess:
@@ -142,13 +164,11 @@ class WorkerProcess:
         self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.engine = create_database_engine(settings.resolved_database_url, pool_size=2)
         self.sessions = session_factory(self.engine)
-        blobs = open_blob_store(
-            settings.resolved_storage_url,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-        )
+        blobs = blob_store_for(settings)
+        self.readers = read_session_factory(self.engine)
         self.runtime = Runtime(
             sessions=self.sessions,
+            readers=self.readers,
             blobs=blobs,
             worker_id=self.worker_id,
             backoff=queue.Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
@@ -189,9 +209,25 @@ class WorkerProcess:
             return
         self.last_sweep = now
         with self.sessions.begin() as session:
-            count = queue.requeue_expired(session)
-        if count:
-            logger.warning("re-queued %d job(s) whose lease expired", count)
+            swept = queue.requeue_expired(session)
+            for job_id in swept.dead_lettered:
+                progress.record_event(
+                    session,
+                    type="ERROR",
+                    job_id=job_id,
+                    data={"message": "the worker stopped heartbeating", "code": "lease_expired"},
+                )
+            for job_id in swept.cancelled:
+                progress.record_event(
+                    session, type="ERROR", job_id=job_id, data={"message": "cancelled", "code": "cancelled"}
+                )
+        if swept:
+            logger.warning(
+                "leases expired: %d re-queued, %d dead-lettered, %d cancelled",
+                len(swept.requeued),
+                len(swept.dead_lettered),
+                len(swept.cancelled),
+            )
 
     def claim(self) -> list[Job]:
         with self.sessions.begin() as session:
@@ -207,10 +243,21 @@ class WorkerProcess:
         self.heartbeat.start()
         waker = Waker(self.engine, self.settings.poll_seconds)
         done = 0
+        failures = 0
         try:
             while not self.stopping.is_set() and (max_jobs is None or done < max_jobs):
-                self.sweep()
-                jobs = self.claim()
+                try:
+                    self.sweep()
+                    jobs = self.claim()
+                except DATABASE_ERRORS:
+                    # The database is restarting or unreachable: wait and try again, rather than
+                    # die and have the pool respawn this process in a tight loop.
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    logger.warning("database unavailable; retrying in %.1fs", delay, exc_info=True)
+                    self.stopping.wait(delay)
+                    continue
+                failures = 0
                 if not jobs:
                     if idle_exit:
                         break
@@ -238,7 +285,11 @@ class WorkerProcess:
                 if self.aborting.is_set():
                     control.shutdown.set()
                 started = time.monotonic()
-                processing.process(job, self.runtime, control)
+                try:
+                    processing.process(job, self.runtime, control)
+                except DATABASE_ERRORS:
+                    # Recording the outcome failed; the lease runs out and the job is re-run.
+                    logger.exception("could not record the outcome of job %d", job.id)
                 self.durations.append(time.monotonic() - started)
                 self.heartbeat.drop(job.id)
                 done += 1
@@ -290,11 +341,17 @@ class WorkerPool:
         self.monitor.start()
 
     def _watch(self) -> None:
+        restarts = [0] * self.concurrency
         while not self.stopping.wait(1.0):
             for index, process in enumerate(self.processes):
-                if not process.is_alive() and not self.stopping.is_set():
-                    logger.error("worker %d exited with %s; restarting", index, process.exitcode)
-                    self.processes[index] = self._spawn(index)
+                if process.is_alive() or self.stopping.is_set() or process.exitcode == 0:
+                    continue  # exit code 0: it was told to stop (e.g. Ctrl-C reached it first)
+                restarts[index] += 1
+                delay = min(60.0, 2.0 ** min(restarts[index], 6))
+                logger.error("worker %d exited with %s; restarting in %.0fs", index, process.exitcode, delay)
+                if self.stopping.wait(delay):
+                    return
+                self.processes[index] = self._spawn(index)
 
     def stop(self, grace_seconds: float = 30.0) -> None:
         """SIGTERM every worker (finish the current job), then SIGTERM again, then SIGKILL."""

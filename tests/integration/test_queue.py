@@ -57,7 +57,7 @@ def test_claim_order_is_priority_then_age(sessions: sessionmaker[Session]) -> No
 
 
 def test_priority_out_of_range_is_refused(sessions: sessionmaker[Session]) -> None:
-    with pytest.raises(Conflict, match="priority"):
+    with pytest.raises(InputError, match="priority"):
         _enqueue(sessions, priority=0)
 
 
@@ -78,12 +78,13 @@ def test_heartbeat_extends_only_own_leases_and_reports_cancel(
     (job,) = _claim(sessions)
     before = job.lease_until
     with sessions.begin() as session:
-        assert queue.heartbeat(session, job_ids=[job_id], worker_id="other", lease_seconds=300) == set()
+        assert queue.heartbeat(session, job_ids=[job_id], worker_id="other", lease_seconds=300).held == set()
     assert _job(sessions, job_id).lease_until == before
     with sessions.begin() as session:
         queue.cancel(session, job_id=job_id)
     with sessions.begin() as session:
-        assert queue.heartbeat(session, job_ids=[job_id], worker_id="w1", lease_seconds=300) == {job_id}
+        beat = queue.heartbeat(session, job_ids=[job_id], worker_id="w1", lease_seconds=300)
+    assert beat == queue.Beat(held={job_id}, cancel_requested={job_id})
     after = _job(sessions, job_id).lease_until
     assert before is not None and after is not None and after > before
 
@@ -100,7 +101,9 @@ def test_expired_lease_is_requeued_then_dead_lettered(sessions: sessionmaker[Ses
     _claim(sessions)
     _expire(sessions, job_id)
     with sessions.begin() as session:
-        assert queue.requeue_expired(session) == 1
+        assert queue.requeue_expired(session) == queue.Swept(
+            requeued=[job_id], dead_lettered=[], cancelled=[]
+        )
     job = _job(sessions, job_id)
     assert (job.status, job.attempts, job.worker_id) == ("queued", 1, None)
     (again,) = _claim(sessions, worker="w2")
@@ -289,3 +292,46 @@ def test_four_processes_run_two_thousand_jobs_exactly_once(
         attempts = set(session.scalars(select(Job.attempts)))
     assert statuses == {"succeeded": 2000}
     assert attempts == {1}
+
+
+def test_a_cancel_asked_for_is_honoured_by_every_way_back_to_the_queue(
+    sessions: sessionmaker[Session],
+) -> None:
+    expired, released, failed = (_enqueue(sessions) for _ in range(3))
+    _claim(sessions, limit=3)
+    with sessions.begin() as session:
+        for job_id in (expired, released, failed):
+            queue.cancel(session, job_id=job_id)
+    _expire(sessions, expired)
+    with sessions.begin() as session:
+        assert queue.requeue_expired(session).cancelled == [expired]
+        queue.release(session, job_ids=[released], worker_id="w1")
+        job = queue.get(session, failed)
+        status = queue.fail(session, job=job, worker_id="w1", error=TransientError(), backoff=queue.Backoff())
+    assert status == "cancelled"
+    assert [_job(sessions, j).status for j in (expired, released, failed)] == ["cancelled"] * 3
+    assert _claim(sessions) == []
+
+
+def test_heartbeat_reports_a_lease_taken_away(sessions: sessionmaker[Session]) -> None:
+    job_id = _enqueue(sessions)
+    _claim(sessions, worker="w1")
+    _expire(sessions, job_id)
+    with sessions.begin() as session:
+        queue.requeue_expired(session)
+    _claim(sessions, worker="w2")
+    with sessions.begin() as session:
+        beat = queue.heartbeat(session, job_ids=[job_id], worker_id="w1", lease_seconds=30)
+    assert beat.held == set()
+
+
+def test_a_long_transaction_extends_the_other_running_leases(sessions: sessionmaker[Session]) -> None:
+    mine, other = _enqueue(sessions), _enqueue(sessions)
+    _claim(sessions, limit=2)
+    before = {j: _job(sessions, j).lease_until for j in (mine, other)}
+    with sessions.begin() as session:
+        queue.extend_running_leases(session, seconds=120, except_job=mine)
+    assert _job(sessions, mine).lease_until == before[mine]
+    extended = _job(sessions, other).lease_until
+    assert extended is not None and before[other] is not None
+    assert (extended - before[other]).total_seconds() == pytest.approx(120)

@@ -58,7 +58,14 @@ def test_watched_folder_takes_each_stable_file_once(
     assert folder.scan() == [], "a file is taken only once it held still for one scan"
     queued = folder.scan()
     assert len(queued) == 2
+    # A stable file already taken is not read again: bytes swapped under the same size and mtime
+    # would be queued as new work if it were.
+    stat = (inbox / "a.json").stat()
+    (inbox / "a.json").write_bytes(b'[{"id": 9}]')
+    os.utime(inbox / "a.json", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert folder.scan() == []
+    (inbox / "a.json").write_bytes(b'[{"id": 1}]')
+    os.utime(inbox / "a.json", ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with sessions() as session:
         paths = sorted(session.scalars(select(SourceFile.path)))
     assert paths == ["a.json", "nested/b.json"]
@@ -69,7 +76,7 @@ def test_watched_folder_takes_each_stable_file_once(
     assert _jobs(sessions) == 2
 
     (inbox / "a.json").write_bytes(b'[{"id": 1, "changed": true}]')
-    os.utime(inbox / "a.json", ns=(1, 1))
+    os.utime(inbox / "a.json", ns=(1, 1))  # a new version: size and mtime differ
     restarted.scan()
     assert len(restarted.scan()) == 1, "changed bytes at the same path are new work"
 
@@ -104,6 +111,12 @@ def test_s3_prefix_takes_new_objects_once(
     client.put_object(Bucket=s3_bucket, Key="drop/2.ndjson", Body=b'{"id": 2}\n')
     client.put_object(Bucket=s3_bucket, Key="elsewhere/3.json", Body=b"[]")
 
+    downloads: list[str] = []
+
+    def open_object(bucket: str, key: str) -> Any:
+        downloads.append(key)
+        return reader.open_object(bucket, key)
+
     def poller() -> S3Prefix:
         return S3Prefix(
             bucket=s3_bucket,
@@ -112,13 +125,24 @@ def test_s3_prefix_takes_new_objects_once(
             sessions=sessions,
             submit=submit,
             list_objects=lambda _bucket, prefix: list(reader.list_prefix(prefix)),
-            open_object=reader.open_object,
+            open_object=open_object,
         )
 
     assert len(poller().scan()) == 2
     assert poller().scan() == [], "a restart must not hand the same objects in again"
+    assert sorted(downloads) == ["drop/1.json", "drop/2.ndjson"], "known ETags are not downloaded"
     client.put_object(Bucket=s3_bucket, Key="drop/1.json", Body=b'[{"id": 1}]')  # same bytes again
+    client.copy_object(  # same bytes, new ETag (as a multipart or re-encrypted upload would give)
+        Bucket=s3_bucket,
+        Key="drop/2.ndjson",
+        CopySource={"Bucket": s3_bucket, "Key": "drop/2.ndjson"},
+        Metadata={"touched": "yes"},
+        MetadataDirective="REPLACE",
+    )
+    downloads.clear()
     assert poller().scan() == []
+    assert poller().scan() == []
+    assert len(downloads) <= 2, "an ETag seen with known bytes is remembered: no download again"
     client.put_object(Bucket=s3_bucket, Key="drop/1.json", Body=b'[{"id": 1, "v": 2}]')
     assert len(poller().scan()) == 1
     assert _jobs(sessions) == 3

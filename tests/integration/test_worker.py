@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import queue
@@ -181,3 +182,38 @@ def test_bad_input_fails_once_and_the_worker_carries_on(
     assert (failed.status, failed.attempts, failed.dead_lettered) == ("failed", 1, False)
     assert "orders.json" in (failed.error or "") and "line 2" in (failed.error or "")
     assert _count(sessions, Event, job_id=bad, type="ERROR") == 1
+
+
+@pytest.mark.slow
+def test_a_worker_survives_its_database_connections_being_cut(postgres_url: str, tmp_path: Path) -> None:
+    engine = create_database_engine(postgres_url)
+    migrate.upgrade(engine)
+    sessions = session_factory(engine)
+    env = {
+        "CONVEYOR_DATABASE_URL": postgres_url,
+        "CONVEYOR_STORAGE_URL": f"file://{tmp_path / 'blobs'}",
+        "CONVEYOR_POLL_SECONDS": "0.2",
+    }
+    worker = _worker(env, tmp_path / "worker.log")
+    try:
+        first = _submit(sessions, tmp_path, b'[{"id": 1}]')
+        _wait_for(lambda: _job(sessions, first).status == "succeeded", 60, "the first job")
+        database = make_url(postgres_url).database
+        with engine.begin() as connection:
+            cut = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            ).scalar()
+        assert cut and cut >= 1
+        second = _submit(sessions, tmp_path, b'[{"id": 2}]')
+        _wait_for(lambda: _job(sessions, second).status == "succeeded", 60, "a job after the cut")
+        assert worker.poll() is None, "the worker process is still the same one"
+        log = (tmp_path / "worker.log").read_text()
+        assert "lost the LISTEN connection" in log, "the cut reached the worker"
+        assert "exited with" not in log, "no worker process had to be restarted"
+    finally:
+        stop_process(worker)
+        engine.dispose()

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
 from conveyor.errors import InputError, LimitExceeded, NotFound, TransientError
+from conveyor.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -220,3 +221,12 @@ def open_blob_store(url: str, *, endpoint_url: str | None = None, region: str = 
     if not parsed.scheme:
         return LocalBlobStore(Path(url))
     raise InputError(f"unsupported storage URL {url!r}: use a folder path, file:// or s3://")
+
+
+def blob_store_for(settings: Settings, url: str | None = None) -> BlobStore:
+    """The configured store, or another location (``url``) reached with the same S3 settings."""
+    return open_blob_store(
+        url or settings.resolved_storage_url,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+    )

@@ -8,6 +8,7 @@ upsert does the same row by row inside the one transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -24,9 +25,14 @@ from conveyor.store.tables import FindingRow, RecordRow, ReviewItem, utcnow
 BATCH = 5000
 
 
+# A NUL character in a string is written as \u0000; a backslash before it is written as \\.
+# So an escape is a real NUL only after an even number of backslashes.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def _json_text(record: Record) -> str:
     dumped = orjson.dumps(record.data).decode()
-    if "\\u0000" in dumped:
+    if "\\u0000" in dumped and _NUL_ESCAPE.search(dumped):
         raise InputError(f"record {record.key!r} contains a NUL character (\\u0000), which cannot be stored")
     return dumped
 
