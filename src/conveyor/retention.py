@@ -6,6 +6,11 @@ years) by default because the US Fair Labor Standards Act recordkeeping rule, 29
 payroll records to be preserved for at least three years. A job under legal hold is never deleted,
 and neither is its document nor its blob.
 
+A duplicate job (``duplicate_of``) owns no results: it reads its original's. So an original is
+never deleted while a job that stays (not deleted in the same pass, or under legal hold) points at
+it; it goes in the pass that deletes its last duplicate. Duplicates are born when they are
+submitted, so an original usually outlives its retention period by as long as its newest duplicate.
+
 What "a job's records" means depends on the pipeline: most pipelines own their records (namespace
 ``job:<id>``), but shared-key pipelines such as ``records`` upsert one row per natural key across
 jobs, and each row remembers only its latest writer (``RecordRow.job_id``). Deleting a job deletes
@@ -68,7 +73,11 @@ def cleanup(
     older_than_days: int | None = None,
 ) -> dict[str, int]:
     """Delete every finished job past its retention period; ``older_than_days`` overrides the
-    per-pipeline periods (the CLI's ``--older-than``). Returns how many rows of each kind went."""
+    per-pipeline periods (the CLI's ``--older-than``). Returns how many rows of each kind went.
+
+    An expired original that a remaining duplicate still reads is kept (see ``delete_jobs``); it
+    goes with its last duplicate.
+    """
     now = now or utcnow()
     pipelines = session.scalars(select(Job.pipeline).where(Job.status.in_(FINISHED)).distinct()).all()
     expired: list[int] = []
@@ -94,15 +103,18 @@ def delete_jobs(session: Session, blobs: BlobStore, *, job_ids: Sequence[int]) -
     """Delete these jobs, their records, findings, review items and events, then the documents no
     remaining job refers to, and (after commit) the blobs no remaining document refers to.
 
-    The caller has checked that the jobs may go (finished, not on hold); held jobs are skipped here
-    all the same, as the last line of defence.
+    The caller has checked that the jobs may go (finished, not on hold, no duplicate left reading
+    them); held jobs and originals still read by a job that stays are skipped here all the same, as
+    the last line of defence.
     """
     counts = dict.fromkeys(("jobs", "records", "findings", "review_items", "events", "documents", "blobs"), 0)
     document_ids: set[int] = set()
+    still_read = originals_still_read(session, job_ids=job_ids)
     for chunk in _chunks(job_ids):
-        rows = session.execute(
+        found = session.execute(
             select(Job.id, Job.document_id).where(Job.id.in_(chunk), Job.legal_hold.is_(False))
         ).all()
+        rows = [(job_id, doc) for job_id, doc in found if job_id not in still_read]
         ids = [job_id for job_id, _ in rows]
         if not ids:
             continue
@@ -118,6 +130,24 @@ def delete_jobs(session: Session, blobs: BlobStore, *, job_ids: Sequence[int]) -
     if blob_keys:
         _delete_blobs_after_commit(session, blobs, blob_keys)
     return counts
+
+
+def originals_still_read(session: Session, *, job_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Those of ``job_ids`` that a job staying behind reads as its ``duplicate_of``, each with the
+    ids of those duplicates. A duplicate stays if it is not among ``job_ids`` or is under legal hold
+    (``delete_jobs`` skips it then)."""
+    leaving = set(job_ids)
+    readers: dict[int, list[int]] = {}
+    for chunk in _chunks(sorted(leaving)):
+        rows = session.execute(
+            select(Job.id, Job.duplicate_of, Job.legal_hold)
+            .where(Job.duplicate_of.in_(chunk))
+            .order_by(Job.id)
+        ).all()
+        for duplicate, original, held in rows:
+            if original is not None and (held or duplicate not in leaving):
+                readers.setdefault(original, []).append(duplicate)
+    return readers
 
 
 def _delete_orphan_documents(session: Session, document_ids: set[int]) -> tuple[int, list[str]]:

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    # Buckets other than the storage bucket that ``s3://`` references may name (a JSON list).
+    s3_reference_buckets: list[str] = Field(default_factory=list)
 
     log_level: str = "INFO"
     log_format: str = "console"
@@ -35,6 +37,7 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=0.5, gt=0)
 
     upload_max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    upload_max_files: int = Field(default=100, gt=0)
     multipart_max_parts: int = Field(default=1000, gt=0)
     multipart_max_header_bytes: int = Field(default=8 * 1024, gt=0)
     s3_poll_seconds: float = Field(default=30.0, gt=0)

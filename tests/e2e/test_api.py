@@ -1,9 +1,16 @@
-"""The HTTP API of a real `conveyor serve` process (with one worker), on SQLite and on PostgreSQL."""
+"""The HTTP API of a real `conveyor serve` process (with one worker), on SQLite and on PostgreSQL.
+
+One test runs the app in process: SQLite's lock errors, which a real server meets only after its
+30 s busy timeout.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,13 +25,17 @@ import orjson
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy.engine import URL
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, make_url
 
+from conveyor.settings import Settings
+from conveyor.web.app import create_app
 from tests.support import free_port, start_process, stop_process, wait_for_http
 
 CONVEYOR = Path(sys.executable).parent / "conveyor"
 UPLOAD_MAX_BYTES = 64 * 1024
 MAX_PARTS = 50
+MAX_FILES = 5
 
 
 @dataclass
@@ -60,15 +71,22 @@ def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 @pytest.fixture(scope="module")
 def server(database: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("conveyor-data")
     env = {
-        "CONVEYOR_DATA_DIR": str(data_dir),
         "CONVEYOR_UPLOAD_MAX_BYTES": str(UPLOAD_MAX_BYTES),
+        "CONVEYOR_UPLOAD_MAX_FILES": str(MAX_FILES),
         "CONVEYOR_MULTIPART_MAX_PARTS": str(MAX_PARTS),
         "CONVEYOR_POLL_SECONDS": "0.2",
     }
     if database is not None:
         env["CONVEYOR_DATABASE_URL"] = database
+    with running_server(env, tmp_path_factory.mktemp("conveyor-data")) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], data_dir: Path, *, workers: int = 1) -> Iterator[Server]:
+    """`conveyor serve` with ``env`` on a free port, with an admin and a viewer key."""
+    env = {**env, "CONVEYOR_DATA_DIR": str(data_dir)}
     admin = create_key(env, "admin")
     port = free_port()
     log_path = data_dir / "serve.log"
@@ -80,7 +98,7 @@ def server(database: str | None, tmp_path_factory: pytest.TempPathFactory) -> It
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
     process = start_process([*args, "--data-dir", str(data_dir)], env, log_path)
     try:
@@ -268,8 +286,75 @@ def test_a_body_of_many_parts_is_cut_off_quickly(server: Server) -> None:
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
     assert time.monotonic() - started < 5
-    assert 400 <= response.status_code < 500
-    assert "parts" in response.json()["error"]["message"]
+    assert response.status_code == 413, response.text
+    assert "number of files" in response.json()["error"]["message"]
+
+
+def multipart(*parts: tuple[str, str | None, bytes]) -> tuple[bytes, dict[str, str]]:
+    """A hand-made multipart body of ``(name, filename or None, content)`` parts, and its header."""
+    boundary = "handmade"
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_more_files_than_the_limit_are_refused(server: Server) -> None:
+    def files(count: int) -> list[tuple[str, tuple[str, bytes, str]]]:
+        return [("file", (f"{n}.json", unique_rows(1), "application/json")) for n in range(count)]
+
+    with server.client(server.admin) as client:
+        at_limit = client.post("/api/upload", files=files(MAX_FILES), data={"pipeline": "records"})
+        assert at_limit.status_code == 201, at_limit.text
+        assert len(at_limit.json()["jobs"]) == MAX_FILES
+
+        over = client.post("/api/upload", files=files(MAX_FILES + 1), data={"pipeline": "records"})
+        assert over.status_code == 413, over.text
+        error = over.json()["error"]
+        assert error["code"] == "limit_exceeded"
+        assert f"number of files is at least {MAX_FILES + 1}" in error["message"]
+        assert f"limit of {MAX_FILES}" in error["message"]
+
+
+def test_unknown_form_fields_are_refused_by_name(server: Server) -> None:
+    with server.client(server.admin) as client:
+        for parts, named in (
+            ((("pipeline", None, b"records"), ("colour", None, b"x" * 60_000)), "'colour'"),
+            ((("pipeline", None, b"records"), ("file", None, b"[]")), "'file' must be a file part"),
+            ((("pipeline", None, b"records"), ("attachment", "a.json", b"[]")), "'attachment'"),
+        ):
+            body, headers = multipart(*parts)
+            response = client.post("/api/upload", content=body, headers=headers)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "bad_request"
+            assert named in response.json()["error"]["message"]
+
+
+def test_the_form_fields_together_are_capped(server: Server) -> None:
+    under_each_field_limit = b"x" * 60_000
+    body, headers = multipart(
+        ("pipeline", None, under_each_field_limit),
+        ("params", None, under_each_field_limit),
+        ("priority", None, under_each_field_limit),
+        ("file", "a.json", b"[]"),
+    )
+    with server.client(server.admin) as client:
+        response = client.post("/api/upload", content=body, headers=headers)
+    assert response.status_code == 413, response.text
+    assert "form fields size" in response.json()["error"]["message"]
+
+
+def test_a_priority_out_of_range_is_an_input_error(server: Server) -> None:
+    with server.client(server.admin) as client:
+        for priority in ("0", "5", "-1"):
+            response = upload(client, unique_rows(), priority=priority)
+            assert response.status_code == 422, response.text
+            assert response.json()["error"]["code"] == "input_error"
+            assert "priority" in response.json()["error"]["message"]
+        by_reference = client.post("/api/jobs", json={"pipeline": "records", "ref": "k", "priority": 9})
+        assert by_reference.status_code == 422
 
 
 def test_endless_part_headers_are_cut_off(server: Server) -> None:
@@ -335,3 +420,72 @@ def test_probes_and_metrics(server: Server) -> None:
         assert 'conveyor_http_requests_total{method="GET",route="/ready",status="200"}' in metrics
         assert client.get("/docs").status_code == 200
         assert "/api/upload" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_locked_or_lost_database_answers_503_transient(
+    postgres_url: str, postgres_server_url: URL, tmp_path: Path
+) -> None:
+    """A real lock (LOCK TABLE from another session, with a short lock_timeout for the server's
+    sessions) and a real outage (the database dropped under the server) on PostgreSQL."""
+    impatient = f"{postgres_url}?options=-c%20lock_timeout%3D500"
+    with (
+        running_server({"CONVEYOR_DATABASE_URL": impatient}, tmp_path, workers=0) as started,
+        started.client(started.admin) as client,
+    ):
+        with psycopg.connect(postgres_url) as locker:
+            locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+            assert_transient(client.get("/api/jobs"))
+            assert_transient(upload(client, unique_rows()))
+            locker.rollback()
+        assert client.get("/api/jobs").status_code == 200
+        assert upload(client, unique_rows()).status_code == 201
+
+        admin = postgres_server_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as connection:
+            name = sql.Identifier(str(make_url(postgres_url).database))
+            connection.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+        assert_transient(client.get("/api/jobs"))
+        assert client.get("/health").status_code == 200
+
+
+def assert_transient(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"] == {
+        "code": "transient_error",
+        "message": "the database is busy or unreachable; try again",
+    }
+
+
+def test_sqlite_lock_errors_are_503_and_its_statement_errors_stay_500(tmp_path: Path) -> None:
+    """In process: SQLite waits out its 30 s busy timeout before it reports a lock, so the lock is
+    met by an engine that does not wait, in routes added to a real app."""
+    app = create_app(Settings(data_dir=tmp_path))
+    database = tmp_path / "conveyor.db"
+    impatient = create_engine(f"sqlite:///{database}", connect_args={"timeout": 0})
+
+    @app.get("/probe/write")
+    def write() -> None:
+        with impatient.connect() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @app.get("/probe/bug")
+    def bug() -> None:
+        with impatient.connect() as connection:
+            connection.exec_driver_sql("SELECT * FROM no_such_table")
+
+    async def get(path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://conveyor") as client:
+            return await client.get(path)
+
+    locker = sqlite3.connect(database, isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        assert_transient(asyncio.run(get("/probe/write")))
+        crashed = asyncio.run(get("/probe/bug"))
+        assert crashed.status_code == 500
+        assert crashed.json()["error"]["code"] == "internal_error"
+    finally:
+        locker.close()
+        impatient.dispose()

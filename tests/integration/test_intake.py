@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from conveyor import intake, queue
 from conveyor.errors import Conflict, Forbidden, InputError, NotFound, Unauthenticated
 from conveyor.intake import Role
+from conveyor.settings import Settings
 from conveyor.store import migrate
 from conveyor.store.blobs import LocalBlobStore, open_blob_store
 from conveyor.store.database import create_database_engine, session_factory
@@ -119,6 +122,24 @@ def test_bad_submissions_are_refused_before_storing(store: Store) -> None:
     with pytest.raises(InputError, match="priority"):
         submit(store, content=b"never stored", priority=9)
     assert list(store.blobs.keys()) == []
+
+
+@pytest.mark.parametrize("priority", [0, 5, -1])
+def test_a_priority_out_of_range_is_an_input_error_on_every_path(store: Store, priority: int) -> None:
+    key = store.blobs.put(io.BytesIO(ROWS)).key
+    with store.sessions.begin() as session, pytest.raises(InputError, match="priority must be 1"):
+        intake.submit_uploads(
+            session,
+            store.blobs,
+            files=[("rows.json", io.BytesIO(b"never stored"))],
+            pipeline="records",
+            priority=priority,
+        )
+    with store.sessions.begin() as session, pytest.raises(InputError, match="priority must be 1"):
+        intake.submit_reference(session, store.blobs, ref=key, pipeline="records", priority=priority)
+    assert list(store.blobs.keys()) == [key]
+    with store.sessions() as session:
+        assert intake.list_jobs(session).items == []
 
 
 def test_submit_by_reference_to_a_blob(store: Store) -> None:
@@ -256,6 +277,21 @@ def test_readiness_names_what_is_missing(database_url: str, tmp_path: Path) -> N
         engine.dispose()
 
 
+def test_readiness_does_not_wait_for_the_sqlite_write_lock(sqlite_url: str, tmp_path: Path) -> None:
+    engine = create_database_engine(sqlite_url)
+    migrate.upgrade(engine)
+    writer = sqlite3.connect(tmp_path / "conveyor.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        readiness = intake.check_readiness(engine=engine, blobs=LocalBlobStore(tmp_path / "blobs"))
+        assert time.monotonic() - started < 2
+        assert readiness.checks == {"database": "ok", "migrations": "ok", "storage": "ok"}
+    finally:
+        writer.close()
+        engine.dispose()
+
+
 def test_submit_by_s3_reference(sqlite_url: str, s3_env: str, s3_bucket: str) -> None:
     import boto3
 
@@ -274,5 +310,37 @@ def test_submit_by_s3_reference(sqlite_url: str, s3_env: str, s3_bucket: str) ->
             assert document.media_type == "application/json"
         with blobs.open(document.blob_key) as stream:
             assert stream.read() == ROWS
+    finally:
+        engine.dispose()
+
+
+def test_s3_references_read_only_the_storage_bucket_and_the_allowed_ones(
+    sqlite_url: str, s3_env: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_env)
+    other = f"{s3_bucket}-other"
+    client.create_bucket(Bucket=other)
+    client.put_object(Bucket=other, Key="private/rows.json", Body=ROWS)
+    monkeypatch.setenv("CONVEYOR_S3_REFERENCE_BUCKETS", f'["{other}"]')
+    allowed = Settings().s3_reference_buckets
+    assert allowed == [other]
+    blobs = open_blob_store(f"s3://{s3_bucket}/conveyor", endpoint_url=s3_env)
+    engine = create_database_engine(sqlite_url)
+    migrate.upgrade(engine)
+    ref = f"s3://{other}/private/rows.json"
+    try:
+        with session_factory(engine).begin() as session, pytest.raises(InputError) as refused:
+            intake.submit_reference(session, blobs, ref=ref, pipeline="records")
+        assert repr(other) in refused.value.message
+        assert "CONVEYOR_S3_REFERENCE_BUCKETS" in refused.value.message
+        assert list(blobs.keys()) == []
+
+        with session_factory(engine).begin() as session:
+            job = intake.submit_reference(
+                session, blobs, ref=ref, pipeline="records", reference_buckets=allowed
+            )
+            assert job.source == ref
     finally:
         engine.dispose()

@@ -80,6 +80,28 @@ def add_job(
         return job.id
 
 
+def add_duplicate(store: Store, *, of: int, days_ago: float, legal_hold: bool = False) -> int:
+    """A job born a duplicate of ``of`` (same bytes, own document row), ``days_ago`` before NOW."""
+    with store.sessions.begin() as session:
+        original = session.get(Job, of)
+        assert original is not None and original.document_id is not None
+        source = session.get(Document, original.document_id)
+        assert source is not None
+        document = Document(
+            sha256=source.sha256,
+            filename=source.filename,
+            media_type=source.media_type,
+            size=source.size,
+            blob_key=source.blob_key,
+        )
+        session.add(document)
+        session.flush()
+        job = queue.enqueue(session, pipeline=original.pipeline, document_id=document.id, duplicate_of=of)
+        job.legal_hold = legal_hold
+        job.finished_at = NOW - dt.timedelta(days=days_ago)
+        return job.id
+
+
 def count(session: Session, table: type[object], *where: object) -> int:
     return int(session.scalar(select(func.count()).select_from(table).where(*where)) or 0)  # type: ignore[arg-type]
 
@@ -214,3 +236,47 @@ def test_shared_key_records_go_only_where_the_job_wrote_last(store: Store) -> No
         keys = dict(session.execute(select(RecordRow.key, RecordRow.job_id)).all())
     assert keys == {"k2": second}
     assert first not in job_ids(store)
+
+
+def test_an_original_goes_only_with_its_last_duplicate(store: Store) -> None:
+    original = add_job(store, pipeline="records", content=b"o", days_ago=100, records=("a", "b"))
+    duplicate = add_duplicate(store, of=original, days_ago=10)
+
+    assert run_cleanup(store)["jobs"] == 0
+
+    assert job_ids(store) == {original, duplicate}
+    with store.sessions() as session:
+        assert len(intake.job_records(session, job_id=duplicate).items) == 2
+
+    counts = run_cleanup(store, older_than_days=5)
+
+    assert job_ids(store) == set()
+    assert (counts["jobs"], counts["records"], counts["documents"], counts["blobs"]) == (2, 2, 2, 1)
+
+
+def test_a_held_duplicate_keeps_its_original_and_its_results(store: Store) -> None:
+    original = add_job(store, pipeline="records", content=b"o", days_ago=5000)
+    held = add_duplicate(store, of=original, days_ago=5000, legal_hold=True)
+    free = add_duplicate(store, of=original, days_ago=5000)
+
+    run_cleanup(store, older_than_days=1)
+
+    assert job_ids(store) == {original, held}
+    assert free not in job_ids(store)
+    with store.sessions() as session:
+        assert len(intake.job_records(session, job_id=held).items) == 1
+
+
+def test_deleting_an_original_that_duplicates_read_is_refused(store: Store) -> None:
+    original = add_job(store, pipeline="records", content=b"o", days_ago=1)
+    first = add_duplicate(store, of=original, days_ago=1)
+    second = add_duplicate(store, of=original, days_ago=1)
+
+    with store.sessions.begin() as session, pytest.raises(Conflict) as refused:
+        intake.delete_job(session, store.blobs, job_id=original, actor="test")
+    assert f"duplicate jobs {first}, {second};" in refused.value.message
+
+    for job_id in (first, second, original):
+        with store.sessions.begin() as session:
+            assert intake.delete_job(session, store.blobs, job_id=job_id, actor="test")["jobs"] == 1
+    assert job_ids(store) == set()

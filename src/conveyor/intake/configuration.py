@@ -70,13 +70,18 @@ class Readiness:
 
 
 def check_readiness(*, engine: Engine, blobs: BlobStore) -> Readiness:
-    """Database reachable, migrations at head, blob store reachable; each check says why not."""
+    """Database reachable, migrations at head, blob store reachable; each check says why not.
+
+    The probe only reads, so on SQLite it uses a plain ``BEGIN``: a long write holding the write
+    lock must not make the process look dead to its orchestrator.
+    """
     checks: dict[str, str] = {}
+    reader = engine.execution_options(read_only=True)
     try:
-        with engine.connect() as connection:
+        with reader.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
-        checks["migrations"] = "ok" if migrate.is_current(engine) else "not at head"
+        checks["migrations"] = "ok" if migrate.is_current(reader) else "not at head"
     except (SQLAlchemyError, OSError) as error:
         checks["database"] = f"unreachable: {type(error).__name__}"
         checks["migrations"] = "unknown"

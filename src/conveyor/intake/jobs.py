@@ -16,6 +16,8 @@ from conveyor.store.blobs import BlobStore
 from conveyor.store.tables import Document, Event, FindingRow, Job, RecordRow
 
 T = TypeVar("T")
+# Duplicate job ids named in the Conflict that refuses to delete their original.
+SHOWN_DUPLICATES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +77,22 @@ def retry_job(session: Session, *, job_id: int) -> Job:
 
 
 def delete_job(session: Session, blobs: BlobStore, *, job_id: int, actor: str) -> dict[str, int]:
-    """Delete a finished job and what it owns (see ``retention.delete_jobs``); never a held one."""
+    """Delete a finished job and what it owns (see ``retention.delete_jobs``); never a held one,
+    nor one whose results its duplicates read (delete those first)."""
     job = queue.get(session, job_id, for_update=True)
     if job.status not in queue.FINISHED:
         raise Conflict(f"job {job_id} is {job.status}; only finished jobs can be deleted")
     if job.legal_hold:
         raise Conflict(f"job {job_id} is under legal hold")
+    duplicates = retention.originals_still_read(session, job_ids=[job_id]).get(job_id)
+    if duplicates:
+        shown = ", ".join(str(duplicate) for duplicate in duplicates[:SHOWN_DUPLICATES])
+        more = len(duplicates) - SHOWN_DUPLICATES
+        raise Conflict(
+            f"job {job_id} holds the results of its duplicate jobs {shown}"
+            + (f" and {more} more" if more > 0 else "")
+            + "; delete those first"
+        )
     counts = retention.delete_jobs(session, blobs, job_ids=[job_id])
     record_audit(session, actor=actor, action="job.delete", target=f"job:{job_id}", after=counts)
     return counts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import IO, Any
 from urllib.parse import urlparse
 
@@ -165,17 +165,29 @@ def submit_reference(
     force: bool = False,
     filename: str | None = None,
     max_attempts: int = 3,
+    reference_buckets: Collection[str] = (),
 ) -> Job:
     """Submit bytes already in storage: a key of our blob store, or ``s3://bucket/key`` (which needs
     an S3 blob store with read access to that bucket). The bytes are copied under their content key
     (a no-op rewrite for one of our content keys), so retention never deletes what it does not own.
+
+    An ``s3://`` reference may name only the storage bucket or one of ``reference_buckets``
+    (``CONVEYOR_S3_REFERENCE_BUCKETS``): the server's credentials may reach buckets that its
+    callers must not read through it.
     """
     parsed = urlparse(ref)
     if parsed.scheme == "s3":
         if not isinstance(blobs, S3BlobStore):
             raise InputError("s3:// references need an S3 storage URL (CONVEYOR_STORAGE_URL)")
-        key = parsed.path.lstrip("/")
-        stream = blobs.open_object(parsed.netloc, key)
+        bucket, key = parsed.netloc, parsed.path.lstrip("/")
+        if bucket != blobs.bucket and bucket not in reference_buckets:
+            raise InputError(
+                f"s3:// references may not read bucket {bucket!r}: only the storage bucket"
+                f" {blobs.bucket!r} and the buckets listed in CONVEYOR_S3_REFERENCE_BUCKETS"
+            )
+        if not key:
+            raise InputError(f"reference {ref!r} names no object: use s3://bucket/key")
+        stream = blobs.open_object(bucket, key)
     elif parsed.scheme:
         raise InputError(f"unsupported reference {ref!r}: use a blob key or s3://bucket/key")
     else:

@@ -15,7 +15,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 ADVISORY_LOCK = 7_274_201
 
 
-def _config(connection: Connection) -> Config:
+def alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -30,7 +30,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK})
             connection.commit()
         try:
-            command.upgrade(_config(connection), revision)
+            command.upgrade(alembic_config(connection), revision)
             connection.commit()
         finally:
             if connection.dialect.name == "postgresql":

@@ -115,6 +115,7 @@ class Job(Base):
             sqlite_where=text("status = 'running'"),
         ),
         Index("ix_jobs_dedup", "dedup_key", "status"),
+        Index("ix_jobs_duplicate_of", "duplicate_of"),
         Index("ix_jobs_status_finished", "status", "finished_at"),
     )
 

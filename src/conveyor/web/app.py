@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 import conveyor
 from conveyor.settings import Settings
 from conveyor.store import migrate
-from conveyor.store.blobs import open_blob_store
+from conveyor.store.blobs import blob_store_for
 from conveyor.store.database import create_database_engine, read_session_factory, session_factory
 from conveyor.web import errors
 from conveyor.web.dependencies import AppState
@@ -30,9 +30,7 @@ legal hold, cleanup). Errors are `{"error": {"code", "message"}}`.
 def create_app(settings: Settings) -> FastAPI:
     """Build the app. Nothing connects until startup, which migrates the database to head."""
     engine = create_database_engine(settings.resolved_database_url)
-    blobs = open_blob_store(
-        settings.resolved_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-    )
+    blobs = blob_store_for(settings)
     metrics = Metrics()
 
     @asynccontextmanager

@@ -8,9 +8,13 @@ Here python-multipart's low-level ``MultipartParser`` is fed chunk by chunk from
 
 - ``Content-Length`` over the body limit: 413 before a byte is read;
 - body bytes (a chunked body has no length) and file bytes over the limits: 413 at once;
-- number of parts, header lines per part, bytes of headers per part, bytes of a plain field;
-  pathological bodies (thousands of tiny parts, endless headers) are a known CPU attack on
-  Python multipart parsers, so each is cut off early.
+- number of parts, header lines per part, bytes of headers per part, bytes of a plain field and
+  of all plain fields together; pathological bodies (thousands of tiny parts, endless headers)
+  are a known CPU attack on Python multipart parsers, so each is cut off early;
+- a part whose name the caller does not expect: 400 as soon as its headers end, before any of its
+  bytes are kept;
+- number of file parts (``upload_max_files``): 413 before the file that is one too many is opened,
+  since each file part past the memory budget holds a file descriptor until the request ends.
 
 File parts go to spooled temporary files (in memory up to a small per-request budget, then on
 disk), so memory stays bounded whatever the size; the caller hands them to the blob store.
@@ -35,6 +39,8 @@ from conveyor.web.errors import BadRequest, UnsupportedMediaType
 # Room for boundaries, part headers and the plain fields around the files.
 FRAMING_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+# All plain fields of one request together: room for a full-size params field and small others.
+MAX_FIELDS_BYTES = 128 * 1024
 MAX_HEADERS_PER_PART = 8
 MEMORY_BUDGET_BYTES = 4 * 1024 * 1024
 SPOOL_BYTES = 1024 * 1024
@@ -43,6 +49,7 @@ SPOOL_BYTES = 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class UploadLimits:
     max_file_bytes: int
+    max_files: int
     max_parts: int
     max_header_bytes: int
 
@@ -54,6 +61,7 @@ class UploadLimits:
     def from_settings(cls, settings: Settings) -> UploadLimits:
         return cls(
             settings.upload_max_bytes,
+            settings.upload_max_files,
             settings.multipart_max_parts,
             settings.multipart_max_header_bytes,
         )
@@ -80,15 +88,18 @@ class _FormReader:
         boundary: bytes,
         limits: UploadLimits,
         files: frozenset[str],
+        fields: frozenset[str],
         stack: contextlib.ExitStack,
     ) -> None:
         self.limits = limits
         self.file_fields = files
+        self.plain_fields = fields
         self.stack = stack
         self.form = UploadForm()
         self.parts = 0
         self.body_bytes = 0
         self.file_bytes = 0
+        self.field_bytes = 0
         self.memory_left = MEMORY_BUDGET_BYTES
         self.finished = False
         self._reset_part()
@@ -166,13 +177,25 @@ class _FormReader:
         self.name = options[b"name"].decode("utf-8", errors="replace")
         filename = options.get(b"filename")
         if filename is None:
+            if self.name in self.file_fields:
+                raise BadRequest(f"form field {self.name!r} must be a file part (with a filename)")
+            if self.name not in self.plain_fields:
+                raise BadRequest(f"unknown form field {self.name!r}{self._expected()}")
             if self.name in self.form.fields:
                 raise BadRequest(f"form field {self.name!r} is given twice")
             return
         if self.name not in self.file_fields:
-            raise BadRequest(f"unexpected file part {self.name!r}")
+            raise BadRequest(f"unexpected file part {self.name!r}{self._expected()}")
+        if len(self.form.files) >= self.limits.max_files:
+            count = f"at least {len(self.form.files) + 1}"
+            raise LimitExceeded("number of files", count, self.limits.max_files)
         self.file = UploadedFile(filename.decode("utf-8", errors="replace"), self._spool())
         self.form.files.append(self.file)
+
+    def _expected(self) -> str:
+        files = ", ".join(sorted(self.file_fields))
+        fields = ", ".join(sorted(self.plain_fields))
+        return f" (files: {files}; fields: {fields})"
 
     def _spool(self) -> IO[bytes]:
         """In memory while this request's budget lasts, then straight to disk."""
@@ -196,6 +219,9 @@ class _FormReader:
             return
         if len(self.buffer) + size > MAX_FIELD_BYTES:
             raise _too_large(f"form field {self.name!r}", len(self.buffer) + size, MAX_FIELD_BYTES)
+        self.field_bytes += size
+        if self.field_bytes > MAX_FIELDS_BYTES:
+            raise _too_large("form fields", self.field_bytes, MAX_FIELDS_BYTES)
         self.buffer += data[start:end]
 
     def _part_end(self) -> None:
@@ -217,9 +243,14 @@ def _too_large(what: str, size: int, maximum: int) -> LimitExceeded:
 
 @contextlib.asynccontextmanager
 async def read_upload(
-    request: Request, limits: UploadLimits, *, file_fields: frozenset[str]
+    request: Request,
+    limits: UploadLimits,
+    *,
+    file_fields: frozenset[str],
+    fields: frozenset[str],
 ) -> AsyncIterator[UploadForm]:
-    """The parsed form; its temporary files are deleted when the block ends."""
+    """The parsed form, whose file parts are named one of ``file_fields`` and plain parts one of
+    ``fields`` (each at most once); its temporary files are deleted when the block ends."""
     content_type, options = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data":
         raise UnsupportedMediaType("send the files as multipart/form-data")
@@ -234,7 +265,7 @@ async def read_upload(
             raise _too_large("request body", int(declared), limits.max_body_bytes)
     with contextlib.ExitStack() as stack:
         try:
-            reader = _FormReader(boundary, limits, file_fields, stack)
+            reader = _FormReader(boundary, limits, file_fields, fields, stack)
         except FormParserError as error:
             raise BadRequest(f"bad multipart boundary: {error}") from None
         async for chunk in request.stream():

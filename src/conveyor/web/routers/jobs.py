@@ -51,6 +51,7 @@ def submit(
         force=body.force,
         filename=body.filename,
         max_attempts=settings.max_attempts,
+        reference_buckets=settings.s3_reference_buckets,
     )
     return JobOut.model_validate(job)
 

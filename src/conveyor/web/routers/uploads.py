@@ -17,6 +17,7 @@ from conveyor.web.multipart import UploadForm, UploadLimits, read_upload
 from conveyor.web.schemas import JobOut, UploadOut
 
 router = APIRouter(tags=["uploads"])
+FILES = frozenset({"file"})
 FIELDS = frozenset({"pipeline", "priority", "params", "force"})
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"", "0", "false", "no", "off"}
@@ -52,7 +53,10 @@ UPLOAD_BODY: dict[str, Any] = {
     status_code=201,
     response_model=UploadOut,
     openapi_extra=UPLOAD_BODY,
-    responses={413: {"description": "Over a size or multipart limit."}},
+    responses={
+        400: {"description": "A malformed multipart body, or a part of an unknown name."},
+        413: {"description": "Over a size or multipart limit (such as the number of files)."},
+    },
 )
 async def upload(
     request: Request,
@@ -64,15 +68,12 @@ async def upload(
     """Upload files to one pipeline; the same bytes with the same params again are deduplicated
     (the new job says ``duplicate_of``) unless ``force`` is true."""
     limits = UploadLimits.from_settings(settings)
-    async with read_upload(request, limits, file_fields=frozenset({"file"})) as form:
+    async with read_upload(request, limits, file_fields=FILES, fields=FIELDS) as form:
         return await run_in_threadpool(_submit, session, blobs, form, settings.max_attempts)
 
 
 def _submit(session: Session, blobs: BlobStore, form: UploadForm, max_attempts: int) -> UploadOut:
     fields = form.fields
-    unknown = sorted(set(fields) - FIELDS)
-    if unknown:
-        raise InputError(f"unknown form fields: {', '.join(unknown)}")
     if not fields.get("pipeline"):
         raise InputError("the form field 'pipeline' is required")
     jobs = intake.submit_uploads(

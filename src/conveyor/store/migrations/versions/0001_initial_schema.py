@@ -206,6 +206,7 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'queued'"),
         )
         batch_op.create_index("ix_jobs_dedup", ["dedup_key", "status"], unique=False)
+        batch_op.create_index("ix_jobs_duplicate_of", ["duplicate_of"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_pipeline"), ["pipeline"], unique=False)
         batch_op.create_index(
             "ix_jobs_running_lease",
@@ -287,6 +288,7 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'running'"),
         )
         batch_op.drop_index(batch_op.f("ix_jobs_pipeline"))
+        batch_op.drop_index("ix_jobs_duplicate_of")
         batch_op.drop_index("ix_jobs_dedup")
         batch_op.drop_index(
             "ix_jobs_claim",
