@@ -212,12 +212,8 @@ def _release(job: Job, runtime: Runtime) -> str:
 def _cancelled(job: Job, runtime: Runtime) -> str:
     with runtime.sessions.begin() as session:
         if queue.mark_cancelled(session, job_id=job.id, worker_id=runtime.worker_id):
-            progress.record_event(
-                session,
-                type="ERROR",
-                job_id=job.id,
-                batch_id=job.batch_id,
-                data={"message": "cancelled", "code": "cancelled"},
+            progress.record_error(
+                session, job_id=job.id, batch_id=job.batch_id, message="cancelled", code="cancelled"
             )
     logger.info("job cancelled")
     return "cancelled"
@@ -233,15 +229,12 @@ def _failed(job: Job, runtime: Runtime, error: Exception) -> str:
             session, job=job, worker_id=runtime.worker_id, error=error, backoff=runtime.backoff
         )
         if status != "lost":
-            progress.record_event(
+            progress.record_error(
                 session,
-                type="ERROR",
                 job_id=job.id,
                 batch_id=job.batch_id,
-                data={
-                    "message": str(error) or type(error).__name__,
-                    "code": getattr(error, "code", "internal_error"),
-                    "will_retry": status == "queued",
-                },
+                message=str(error) or type(error).__name__,
+                code=getattr(error, "code", "internal_error"),
+                will_retry=status == "queued",
             )
     return status

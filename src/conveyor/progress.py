@@ -33,6 +33,25 @@ def record_event(
     return event
 
 
+def record_error(
+    session: Session,
+    *,
+    job_id: int,
+    batch_id: int | None = None,
+    message: str,
+    code: str,
+    **extra: Any,
+) -> Event:
+    """The ERROR event that tells watchers a job ended (or will retry) without a result."""
+    return record_event(
+        session,
+        type="ERROR",
+        job_id=job_id,
+        batch_id=batch_id,
+        data={"message": message, "code": code, **extra},
+    )
+
+
 def events_since(
     session: Session,
     *,

@@ -211,16 +211,11 @@ class WorkerProcess:
         with self.sessions.begin() as session:
             swept = queue.requeue_expired(session)
             for job_id in swept.dead_lettered:
-                progress.record_event(
-                    session,
-                    type="ERROR",
-                    job_id=job_id,
-                    data={"message": "the worker stopped heartbeating", "code": "lease_expired"},
+                progress.record_error(
+                    session, job_id=job_id, message="the worker stopped heartbeating", code="lease_expired"
                 )
             for job_id in swept.cancelled:
-                progress.record_event(
-                    session, type="ERROR", job_id=job_id, data={"message": "cancelled", "code": "cancelled"}
-                )
+                progress.record_error(session, job_id=job_id, message="cancelled", code="cancelled")
         if swept:
             logger.warning(
                 "leases expired: %d re-queued, %d dead-lettered, %d cancelled",

@@ -6,7 +6,6 @@ import hashlib
 import io
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +32,8 @@ class Store:
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Iterator[Store]:
-    engine = create_database_engine(database_url)
-    migrate.upgrade(engine)
-    try:
-        yield Store(session_factory(engine), LocalBlobStore(tmp_path / "blobs"))
-    finally:
-        engine.dispose()
+def store(sessions: sessionmaker[Session], tmp_path: Path) -> Store:
+    return Store(sessions, LocalBlobStore(tmp_path / "blobs"))
 
 
 @dataclass(frozen=True)

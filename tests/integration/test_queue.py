@@ -5,30 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import queue
 from conveyor.errors import Conflict, InputError, TransientError
-from conveyor.store import migrate
 from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.tables import Job, utcnow
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 def _enqueue(sessions: sessionmaker[Session], **kwargs: object) -> int:

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.content import Record
 from conveyor.errors import InputError
-from conveyor.store import migrate
-from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.results import write_records
 from conveyor.store.tables import RecordRow
-
-
-@pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine: Engine = create_database_engine(database_url)
-    migrate.upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def _write(

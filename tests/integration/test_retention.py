@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from conveyor import intake, progress, queue, retention
 from conveyor.content import Finding, Record
 from conveyor.errors import Conflict
-from conveyor.store import migrate
 from conveyor.store.blobs import LocalBlobStore
-from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.results import write_findings, write_records
 from conveyor.store.tables import Document, Event, FindingRow, Job, RecordRow
 
@@ -31,13 +28,8 @@ class Store:
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Iterator[Store]:
-    engine = create_database_engine(database_url)
-    migrate.upgrade(engine)
-    try:
-        yield Store(session_factory(engine), LocalBlobStore(tmp_path / "blobs"))
-    finally:
-        engine.dispose()
+def store(sessions: sessionmaker[Session], tmp_path: Path) -> Store:
+    return Store(sessions, LocalBlobStore(tmp_path / "blobs"))
 
 
 def add_job(

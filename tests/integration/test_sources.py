@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import intake
 from conveyor.sources import S3Prefix, Submit, WatchedFolder
-from conveyor.store import migrate
 from conveyor.store.blobs import LocalBlobStore, S3BlobStore
-from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.tables import Job, SourceFile
 from tests.support import S3_TEST_ENV
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_database_engine(database_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 @pytest.fixture
