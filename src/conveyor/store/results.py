@@ -8,13 +8,15 @@ upsert does the same row by row inside the one transaction.
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -22,7 +24,7 @@ from conveyor.content import Finding, Record
 from conveyor.errors import InputError
 from conveyor.store.tables import FindingRow, RecordRow, ReviewItem, utcnow
 
-BATCH = 5000
+BATCH_ROWS = 50_000
 
 
 # A NUL character in a string is written as \u0000; a backslash before it is written as \\.
@@ -45,12 +47,14 @@ def write_records(
     document_id: int | None,
     pipeline: str,
     namespace: str,
+    batch_rows: int = BATCH_ROWS,
 ) -> int:
-    """Upsert every record; returns how many rows were written (after in-file duplicates merge)."""
+    """Upsert every record, ``batch_rows`` at a time; returns how many rows were inserted or
+    updated (a key repeated in the file counts once per batch it appears in)."""
     keyed = _with_keys(records)
     if session.get_bind().dialect.name == "postgresql":
-        return _write_postgres(session, keyed, job_id, document_id, pipeline, namespace)
-    return _write_sqlite(session, keyed, job_id, document_id, pipeline, namespace)
+        return _write_postgres(session, keyed, job_id, document_id, pipeline, namespace, batch_rows)
+    return _write_sqlite(session, keyed, job_id, document_id, pipeline, namespace, batch_rows)
 
 
 def _with_keys(records: Iterable[Record]) -> Iterator[Record]:
@@ -68,6 +72,7 @@ def _write_sqlite(
     document_id: int | None,
     pipeline: str,
     namespace: str,
+    batch_rows: int,
 ) -> int:
     statement = sqlite_insert(RecordRow)
     statement = statement.on_conflict_do_update(
@@ -82,7 +87,7 @@ def _write_sqlite(
     connection = session.connection()
     written = 0
     now = utcnow()
-    while batch := list(islice(records, BATCH)):
+    while batch := list(islice(records, batch_rows)):
         rows: list[dict[str, Any]] = []
         for record in batch:
             _json_text(record)
@@ -104,6 +109,17 @@ def _write_sqlite(
     return written
 
 
+_MERGE = (
+    "INSERT INTO records"
+    " (job_id, document_id, pipeline, namespace, kind, key, data, created_at, updated_at)"
+    " SELECT DISTINCT ON (kind, key) %(job_id)s, %(document_id)s, %(pipeline)s, %(namespace)s,"
+    " kind, key, data::jsonb, %(now)s, %(now)s FROM records_stage ORDER BY kind, key, seq DESC"
+    " ON CONFLICT (pipeline, namespace, kind, key) DO UPDATE SET data = EXCLUDED.data,"
+    " job_id = EXCLUDED.job_id, document_id = EXCLUDED.document_id,"
+    " updated_at = EXCLUDED.updated_at"
+)
+
+
 def _write_postgres(
     session: Session,
     records: Iterator[Record],
@@ -111,34 +127,22 @@ def _write_postgres(
     document_id: int | None,
     pipeline: str,
     namespace: str,
+    batch_rows: int,
 ) -> int:
+    """COPY chunks into a temporary table and merge each into ``records``.
+
+    Parsing the file (this thread, Python) and merging a chunk (the PostgreSQL server, JSONB and
+    index work) take about as long as each other, so a second thread owns the connection and
+    copies and merges chunk N while this one parses chunk N+1. Later chunks upsert over earlier
+    ones, so the last version of a key in the file still wins. At most two chunks wait in memory.
+    """
     connection = session.connection()
     connection.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS records_stage"
         " (seq bigint, kind text, key text, data text) ON COMMIT DELETE ROWS"
     )
-    connection.exec_driver_sql("TRUNCATE records_stage")
-    raw: Any = connection.connection.driver_connection
-    staged = 0
-    with (
-        raw.cursor() as cursor,
-        cursor.copy("COPY records_stage (seq, kind, key, data) FROM STDIN") as copy,
-    ):
-        for seq, record in enumerate(records):
-            copy.write_row((seq, record.kind, record.key, _json_text(record)))
-            staged += 1
-    if not staged:
-        return 0
-    result = connection.execute(
-        text(
-            "INSERT INTO records"
-            " (job_id, document_id, pipeline, namespace, kind, key, data, created_at, updated_at)"
-            " SELECT DISTINCT ON (kind, key) :job_id, :document_id, :pipeline, :namespace,"
-            " kind, key, data::jsonb, :now, :now FROM records_stage ORDER BY kind, key, seq DESC"
-            " ON CONFLICT (pipeline, namespace, kind, key) DO UPDATE SET data = EXCLUDED.data,"
-            " job_id = EXCLUDED.job_id, document_id = EXCLUDED.document_id,"
-            " updated_at = EXCLUDED.updated_at"
-        ),
+    merger = _ChunkMerger(
+        connection.connection.driver_connection,
         {
             "job_id": job_id,
             "document_id": document_id,
@@ -147,7 +151,61 @@ def _write_postgres(
             "now": utcnow(),
         },
     )
-    return int(result.rowcount)
+    merger.start()
+    try:
+        chunk: list[tuple[int, str, str | None, str]] = []
+        for seq, record in enumerate(records):
+            chunk.append((seq, record.kind, record.key, _json_text(record)))
+            if len(chunk) >= batch_rows:
+                merger.put(chunk)
+                chunk = []
+        if chunk:
+            merger.put(chunk)
+    except BaseException:
+        merger.finish(quietly=True)  # the file's own error is the one to report
+        raise
+    merger.finish()
+    return merger.written
+
+
+class _ChunkMerger(threading.Thread):
+    """Owns the database connection while records are written; see ``_write_postgres``."""
+
+    def __init__(self, raw: Any, params: dict[str, Any]) -> None:
+        super().__init__(name="records-merge", daemon=True)
+        self.raw = raw
+        self.params = params
+        self.chunks: queue.Queue[list[tuple[int, str, str | None, str]] | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.written = 0
+
+    def run(self) -> None:
+        try:
+            while (chunk := self.chunks.get()) is not None:
+                self.raw.execute("TRUNCATE records_stage")
+                with (
+                    self.raw.cursor() as cursor,
+                    cursor.copy("COPY records_stage (seq, kind, key, data) FROM STDIN") as copy,
+                ):
+                    for row in chunk:
+                        copy.write_row(row)
+                self.written += self.raw.execute(_MERGE, self.params).rowcount
+        except BaseException as error:
+            self.error = error
+            while self.chunks.get() is not None:  # let a waiting producer through
+                pass
+
+    def put(self, chunk: list[tuple[int, str, str | None, str]]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.chunks.put(chunk)
+
+    def finish(self, *, quietly: bool = False) -> None:
+        """Wait for the last merge; re-raise its error here, in the caller's thread."""
+        self.chunks.put(None)
+        self.join()
+        if self.error is not None and not quietly:
+            raise self.error
 
 
 def write_findings(session: Session, *, job_id: int, findings: Iterable[Finding]) -> int:
