@@ -24,9 +24,10 @@ from conveyor.content import DocumentInput, PipelineResult
 from conveyor.errors import Cancelled, ConveyorError, NotFound
 from conveyor.logs import bound
 from conveyor.pipelines import get_pipeline
+from conveyor.queue import ClaimedJob
 from conveyor.store.blobs import BlobStore
 from conveyor.store.results import open_review, write_findings, write_records
-from conveyor.store.tables import Document, Job
+from conveyor.store.tables import Document
 
 logger = logging.getLogger(__name__)
 
@@ -105,14 +106,14 @@ def load_document(session: Session, blobs: BlobStore, document_id: int) -> Docum
     )
 
 
-def namespace_for(job: Job, shared_keys: bool) -> str:
+def namespace_for(job: ClaimedJob, shared_keys: bool) -> str:
     """Shared-key pipelines upsert into a named collection; the rest keep records per job."""
     if shared_keys:
         return str(job.params.get("collection", "default"))
     return f"job:{job.id}"
 
 
-def process(job: Job, runtime: Runtime, control: JobControl) -> str:
+def process(job: ClaimedJob, runtime: Runtime, control: JobControl) -> str:
     """Run one claimed job to its next state; returns that status. Never raises for job errors."""
     with bound(job_id=job.id, document_id=job.document_id):
         started = time.perf_counter()
@@ -139,7 +140,7 @@ def process(job: Job, runtime: Runtime, control: JobControl) -> str:
         return "succeeded"
 
 
-def _run(job: Job, runtime: Runtime, control: JobControl) -> None:
+def _run(job: ClaimedJob, runtime: Runtime, control: JobControl) -> None:
     pipeline = get_pipeline(job.pipeline)
     params = pipeline.validate_params(job.params)
     if job.document_id is None:
@@ -177,7 +178,7 @@ def _run(job: Job, runtime: Runtime, control: JobControl) -> None:
 
 
 def _save(
-    session: Session, job: Job, result: PipelineResult, namespace: str, control: JobControl
+    session: Session, job: ClaimedJob, result: PipelineResult, namespace: str, control: JobControl
 ) -> dict[str, Any]:
     written = write_records(
         session,
@@ -202,14 +203,14 @@ def _save(
     return {**result.summary, "records_written": written, "findings": findings}
 
 
-def _release(job: Job, runtime: Runtime) -> str:
+def _release(job: ClaimedJob, runtime: Runtime) -> str:
     with runtime.sessions.begin() as session:
         queue.release(session, job_ids=[job.id], worker_id=runtime.worker_id)
     logger.info("job released for another worker (shutdown)")
     return "queued"
 
 
-def _cancelled(job: Job, runtime: Runtime) -> str:
+def _cancelled(job: ClaimedJob, runtime: Runtime) -> str:
     with runtime.sessions.begin() as session:
         if queue.mark_cancelled(session, job_id=job.id, worker_id=runtime.worker_id):
             progress.record_error(
@@ -219,7 +220,7 @@ def _cancelled(job: Job, runtime: Runtime) -> str:
     return "cancelled"
 
 
-def _failed(job: Job, runtime: Runtime, error: Exception) -> str:
+def _failed(job: ClaimedJob, runtime: Runtime, error: Exception) -> str:
     if isinstance(error, ConveyorError):
         logger.info("job failed: %s", error)
     else:

@@ -13,16 +13,17 @@ import hashlib
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import orjson
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from conveyor.errors import Conflict, ConveyorError, InputError, NotFound
-from conveyor.store.tables import Job, utcnow
+from conveyor.store.tables import Job, JsonColumn, UtcDateTime, utcnow
 
 NOTIFY_CHANNEL = "conveyor_jobs"
+ANALYZE_AFTER = 1000
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -99,6 +100,10 @@ def enqueue_many(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     if not values:
         return 0
     session.execute(insert(Job), values)
+    if len(values) >= ANALYZE_AFTER and session.get_bind().dialect.name == "postgresql":
+        # A big fan-out into a table the planner last saw small gets a sorting plan for every claim
+        # until autovacuum analyses it; analysing now costs milliseconds.
+        session.execute(text("ANALYZE jobs"))
     _notify(session)
     return len(values)
 
@@ -118,29 +123,92 @@ def find_duplicate(session: Session, *, dedup: str) -> Job | None:
     ).first()
 
 
-def claim(session: Session, *, worker_id: str, limit: int = 1, lease_seconds: float = 60.0) -> list[Job]:
+# The hot statements are built once, with bind parameters: rebuilding them and computing their
+# cache key on every call cost about half of a worker's Python time per job (see bench/).
+JOBS = cast(Table, Job.__table__)
+_NOW = bindparam("now", type_=UtcDateTime())
+_OWNER = bindparam("owner", type_=JOBS.c.worker_id.type)
+_RUNNABLE = (
+    select(JOBS.c.id)
+    .where(JOBS.c.status == "queued", JOBS.c.run_after <= _NOW)
+    .order_by(JOBS.c.priority, JOBS.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM = (
+    update(JOBS)
+    .where(JOBS.c.id.in_(_RUNNABLE))
+    .values(
+        status="running",
+        attempts=JOBS.c.attempts + 1,
+        lease_until=bindparam("lease", type_=UtcDateTime()),
+        worker_id=_OWNER,
+        started_at=func.coalesce(JOBS.c.started_at, _NOW),
+    )
+    .returning(
+        JOBS.c.id,
+        JOBS.c.pipeline,
+        JOBS.c.params,
+        JOBS.c.priority,
+        JOBS.c.attempts,
+        JOBS.c.max_attempts,
+        JOBS.c.document_id,
+        JOBS.c.batch_id,
+        JOBS.c.cancel_requested,
+    )
+)
+_FINISH = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job"), JOBS.c.worker_id == _OWNER, JOBS.c.status == "running")
+    .values(
+        status="succeeded",
+        progress=100,
+        summary=bindparam("result_summary", type_=JsonColumn),
+        review_status=bindparam("review", type_=JOBS.c.review_status.type),
+        finished_at=_NOW,
+        lease_until=None,
+        error=None,
+        error_code=None,
+    )
+    .returning(JOBS.c.id)
+)
+_FINISH_MANY = (
+    update(JOBS)
+    .where(
+        JOBS.c.id.in_(bindparam("job_ids", expanding=True)),
+        JOBS.c.worker_id == _OWNER,
+        JOBS.c.status == "running",
+    )
+    .values(status="succeeded", progress=100, finished_at=_NOW, lease_until=None)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """What a worker needs of a job it claimed (a plain value: no ORM object to outlive a session)."""
+
+    id: int
+    pipeline: str
+    params: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    document_id: int | None
+    batch_id: int | None
+    cancel_requested: bool
+
+
+def claim(
+    session: Session, *, worker_id: str, limit: int = 1, lease_seconds: float = 60.0
+) -> list[ClaimedJob]:
     """Take up to ``limit`` runnable jobs, most urgent first, then oldest; each claim is an attempt."""
     now = utcnow()
-    runnable = (
-        select(Job.id)
-        .where(Job.status == "queued", Job.run_after <= now)
-        .order_by(Job.priority, Job.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claimed = session.scalars(
-        update(Job)
-        .where(Job.id.in_(runnable.scalar_subquery()))
-        .values(
-            status="running",
-            attempts=Job.attempts + 1,
-            lease_until=now + dt.timedelta(seconds=lease_seconds),
-            worker_id=worker_id,
-            started_at=func.coalesce(Job.started_at, now),
-        )
-        .returning(Job),
-        execution_options={"synchronize_session": False},
+    rows = session.execute(
+        _CLAIM,
+        {"now": now, "lease": now + dt.timedelta(seconds=lease_seconds), "owner": worker_id, "limit": limit},
     ).all()
+    claimed = [ClaimedJob(**row._asdict()) for row in rows]
     return sorted(claimed, key=lambda job: (job.priority, job.id))
 
 
@@ -227,21 +295,14 @@ def finish(
 ) -> bool:
     """Mark success. Call it in the transaction that writes the job's results: if it returns False
     the lease was lost to another worker, and the caller must roll back so effects happen once."""
-    return _settle(
-        session,
-        job_id=job_id,
-        worker_id=worker_id,
-        values={
-            "status": "succeeded",
-            "progress": 100,
-            "summary": summary or {},
-            "review_status": review_status,
-            "finished_at": utcnow(),
-            "lease_until": None,
-            "error": None,
-            "error_code": None,
-        },
-    )
+    params = {
+        "job": job_id,
+        "owner": worker_id,
+        "now": utcnow(),
+        "result_summary": summary or {},
+        "review": review_status,
+    }
+    return session.execute(_FINISH, params).first() is not None
 
 
 def finish_many(session: Session, *, job_ids: Sequence[int], worker_id: str) -> int:
@@ -249,20 +310,27 @@ def finish_many(session: Session, *, job_ids: Sequence[int], worker_id: str) -> 
     returns how many this worker still owned."""
     if not job_ids:
         return 0
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == "running")
-        .values(status="succeeded", progress=100, finished_at=now, lease_until=None),
-        execution_options={"synchronize_session": False},
-    )
+    result = session.execute(_FINISH_MANY, {"job_ids": list(job_ids), "owner": worker_id, "now": utcnow()})
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class Attempt(Protocol):
+    """The little ``fail`` needs to know of a job: a claimed job or a row."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def max_attempts(self) -> int: ...
 
 
 def fail(
     session: Session,
     *,
-    job: Job,
+    job: Attempt,
     worker_id: str,
     error: BaseException,
     backoff: Backoff,

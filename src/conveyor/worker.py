@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from conveyor import logs, processing, progress, queue
 from conveyor.errors import TransientError
 from conveyor.processing import JobControl, Runtime
+from conveyor.queue import ClaimedJob
 from conveyor.settings import Settings
 from conveyor.store.blobs import blob_store_for
 from conveyor.store.database import (
@@ -40,7 +41,6 @@ from conveyor.store.database import (
     read_session_factory,
     session_factory,
 )
-from conveyor.store.tables import Job
 
 logger = logging.getLogger(__name__)
 SHORT_JOB_SECONDS = 0.2
@@ -162,7 +162,7 @@ class WorkerProcess:
     def __init__(self, settings: Settings, name: str | None = None) -> None:
         self.settings = settings
         self.worker_id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.engine = create_database_engine(settings.resolved_database_url, pool_size=2)
+        self.engine = create_database_engine(settings.resolved_database_url, pool_size=2, pre_ping=False)
         self.sessions = session_factory(self.engine)
         blobs = blob_store_for(settings)
         self.readers = read_session_factory(self.engine)
@@ -224,7 +224,7 @@ class WorkerProcess:
                 len(swept.cancelled),
             )
 
-    def claim(self) -> list[Job]:
+    def claim(self) -> list[ClaimedJob]:
         with self.sessions.begin() as session:
             return queue.claim(
                 session,
@@ -265,7 +265,7 @@ class WorkerProcess:
             self.engine.dispose()
         return done
 
-    def run_claimed(self, jobs: list[Job]) -> int:
+    def run_claimed(self, jobs: list[ClaimedJob]) -> int:
         for job in jobs:
             control = JobControl(self.sessions, job.id, job.batch_id)
             self.heartbeat.hold(job.id, control)

@@ -21,7 +21,7 @@ def _enqueue(sessions: sessionmaker[Session], **kwargs: object) -> int:
         return queue.enqueue(session, pipeline="records", **kwargs).id  # type: ignore[arg-type]
 
 
-def _claim(sessions: sessionmaker[Session], limit: int = 1, worker: str = "w1") -> list[Job]:
+def _claim(sessions: sessionmaker[Session], limit: int = 1, worker: str = "w1") -> list[queue.ClaimedJob]:
     with sessions.begin() as session:
         return queue.claim(session, worker_id=worker, limit=limit, lease_seconds=30)
 
@@ -48,10 +48,15 @@ def test_priority_out_of_range_is_refused(sessions: sessionmaker[Session]) -> No
 
 def test_claim_takes_a_lease_and_counts_an_attempt(sessions: sessionmaker[Session]) -> None:
     job_id = _enqueue(sessions)
-    (job,) = _claim(sessions)
-    assert job.id == job_id
+    (claimed,) = _claim(sessions)
+    assert (claimed.id, claimed.attempts, claimed.pipeline, claimed.cancel_requested) == (
+        job_id,
+        1,
+        "records",
+        False,
+    )
+    job = _job(sessions, job_id)
     assert job.status == "running"
-    assert job.attempts == 1
     assert job.worker_id == "w1"
     assert job.lease_until is not None and job.lease_until > utcnow()
 
@@ -60,8 +65,8 @@ def test_heartbeat_extends_only_own_leases_and_reports_cancel(
     sessions: sessionmaker[Session],
 ) -> None:
     job_id = _enqueue(sessions)
-    (job,) = _claim(sessions)
-    before = job.lease_until
+    _claim(sessions)
+    before = _job(sessions, job_id).lease_until
     with sessions.begin() as session:
         assert queue.heartbeat(session, job_ids=[job_id], worker_id="other", lease_seconds=300).held == set()
     assert _job(sessions, job_id).lease_until == before
@@ -130,12 +135,12 @@ def test_retryable_error_requeues_with_backoff_then_dead_letters(
     backoff = queue.Backoff(base_seconds=10, max_seconds=100)
     delays = []
     for attempt in (1, 2):
-        (job,) = _claim(sessions)
+        (claimed,) = _claim(sessions)
         started = utcnow()
         with sessions.begin() as session:
             status = queue.fail(
                 session,
-                job=job,
+                job=claimed,
                 worker_id="w1",
                 error=TransientError("db busy"),
                 backoff=backoff,
@@ -148,11 +153,11 @@ def test_retryable_error_requeues_with_backoff_then_dead_letters(
         with sessions.begin() as session:
             session.execute(update(Job).where(Job.id == job_id).values(run_after=utcnow()))
     assert delays[0] == pytest.approx(10, abs=1) and delays[1] == pytest.approx(20, abs=1)
-    (job,) = _claim(sessions)
-    assert job.attempts == 3
+    (claimed,) = _claim(sessions)
+    assert claimed.attempts == 3
     with sessions.begin() as session:
         status = queue.fail(
-            session, job=job, worker_id="w1", error=TransientError("db busy"), backoff=backoff
+            session, job=claimed, worker_id="w1", error=TransientError("db busy"), backoff=backoff
         )
     job = _job(sessions, job_id)
     assert (status, job.status, job.dead_lettered, job.error) == ("failed", "failed", True, "db busy")
@@ -160,22 +165,22 @@ def test_retryable_error_requeues_with_backoff_then_dead_letters(
 
 def test_crash_of_unknown_kind_is_retried(sessions: sessionmaker[Session]) -> None:
     _enqueue(sessions, max_attempts=2)
-    (job,) = _claim(sessions)
+    (claimed,) = _claim(sessions)
     with sessions.begin() as session:
         status = queue.fail(
-            session, job=job, worker_id="w1", error=KeyError("x"), backoff=queue.Backoff(0, 0)
+            session, job=claimed, worker_id="w1", error=KeyError("x"), backoff=queue.Backoff(0, 0)
         )
     assert status == "queued"
-    assert _job(sessions, job.id).error_code == "internal_error"
+    assert _job(sessions, claimed.id).error_code == "internal_error"
 
 
 def test_input_error_is_never_retried(sessions: sessionmaker[Session]) -> None:
     job_id = _enqueue(sessions, max_attempts=5)
-    (job,) = _claim(sessions)
+    (claimed,) = _claim(sessions)
     with sessions.begin() as session:
         status = queue.fail(
             session,
-            job=job,
+            job=claimed,
             worker_id="w1",
             error=InputError("a.json: invalid JSON at line 1, column 2"),
             backoff=queue.Backoff(),
@@ -204,9 +209,9 @@ def test_cancel_queued_and_running(sessions: sessionmaker[Session]) -> None:
 
 def test_retry_puts_a_dead_letter_back(sessions: sessionmaker[Session]) -> None:
     job_id = _enqueue(sessions, max_attempts=1)
-    (job,) = _claim(sessions)
+    (claimed,) = _claim(sessions)
     with sessions.begin() as session:
-        queue.fail(session, job=job, worker_id="w1", error=TransientError(), backoff=queue.Backoff())
+        queue.fail(session, job=claimed, worker_id="w1", error=TransientError(), backoff=queue.Backoff())
     with sessions.begin() as session:
         job = queue.retry(session, job_id=job_id)
     assert (job.status, job.attempts, job.dead_lettered, job.error) == ("queued", 0, False, None)

@@ -69,6 +69,14 @@ def _copy_hashing(source: IO[bytes], target: IO[bytes], max_bytes: int | None) -
     return digest.hexdigest(), size
 
 
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -96,6 +104,7 @@ class LocalBlobStore:
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         Path(temp.name).replace(final)
+        _fsync_directory(final.parent)  # the rename itself must survive a crash
         return StoredBlob(key, sha256, size)
 
     def open(self, key: str) -> IO[bytes]:

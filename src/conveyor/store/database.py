@@ -24,7 +24,10 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def create_database_engine(url: str, *, pool_size: int = 5) -> Engine:
+def create_database_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """``pre_ping`` checks a pooled connection before each use (a round trip per transaction):
+    right for the API, which should not answer a request with a dead connection; workers turn it
+    off and instead retry their loop when a connection turns out dead."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -34,7 +37,7 @@ def create_database_engine(url: str, *, pool_size: int = 5) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

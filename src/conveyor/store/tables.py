@@ -116,7 +116,15 @@ class Job(Base):
         ),
         Index("ix_jobs_dedup", "dedup_key", "status"),
         Index("ix_jobs_duplicate_of", "duplicate_of"),
-        Index("ix_jobs_status_finished", "status", "finished_at"),
+        # Finished jobs only (retention): SQLite without statistics would otherwise pick this index
+        # over ix_jobs_claim and sort every queued job on each claim.
+        Index(
+            "ix_jobs_status_finished",
+            "status",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL"),
+            sqlite_where=text("finished_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

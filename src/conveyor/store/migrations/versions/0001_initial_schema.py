@@ -215,7 +215,13 @@ def upgrade() -> None:
             postgresql_where=sa.text("status = 'running'"),
             sqlite_where=sa.text("status = 'running'"),
         )
-        batch_op.create_index("ix_jobs_status_finished", ["status", "finished_at"], unique=False)
+        batch_op.create_index(
+            "ix_jobs_status_finished",
+            ["status", "finished_at"],
+            unique=False,
+            postgresql_where=sa.text("finished_at IS NOT NULL"),
+            sqlite_where=sa.text("finished_at IS NOT NULL"),
+        )
 
     op.create_table(
         "findings",
