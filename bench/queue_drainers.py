@@ -1,9 +1,9 @@
 """How a queue-benchmark worker claims and acknowledges jobs, one class per implementation.
 
 All run the same loop (``bench.queue_agents``: claim up to 10, then acknowledge): Conveyor's own
-``conveyor.queue`` functions; the cheaper statements of ``bench.queue_prototype``; and baselines in
-bare driver SQL (psycopg, sqlite3) doing the same claim and the same acknowledgement on the same
-table, so the cost of the layers above the driver shows.
+``conveyor.queue`` functions, and baselines in bare driver SQL (psycopg, sqlite3) doing the same
+claim and the same acknowledgement on the same table, so the cost of the layers above the driver
+shows.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import psycopg
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
-from bench import queue_prototype
 from conveyor import queue
 from conveyor.store.database import create_database_engine, session_factory
 
-Implementation = Literal["conveyor", "prototype", "raw"]
+Implementation = Literal["conveyor", "raw"]
 Ack = Literal["per_job", "batch"]
 
 PG_CLAIM = (
@@ -85,11 +84,12 @@ class Drainer(Protocol):
 
 
 class ConveyorDrainer:
-    """What a worker does, through ``conveyor.queue`` and the engine ``store.database`` builds."""
+    """What a worker does, through ``conveyor.queue`` and an engine built as ``conveyor.worker``
+    builds its own (two connections, no pool pre-ping)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self.engine = create_database_engine(spec.database_url, pool_size=2)
+        self.engine = create_database_engine(spec.database_url, pool_size=2, pre_ping=False)
         self.sessions = session_factory(self.engine)
         self.pids = _track_backends(self.engine)
 
@@ -121,34 +121,6 @@ class ConveyorDrainer:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-class PrototypeDrainer(ConveyorDrainer):
-    """The same transactions as ``ConveyorDrainer``, through ``bench.queue_prototype``."""
-
-    def __init__(self, spec: WorkerSpec) -> None:
-        self.spec = spec
-        self.engine = queue_prototype.create_engine_without_ping(spec.database_url)
-        self.sessions = session_factory(self.engine)
-        self.pids = _track_backends(self.engine)
-
-    def claim(self) -> list[int]:
-        with self.sessions.begin() as session:
-            return queue_prototype.claim(
-                session,
-                worker_id=self.spec.worker_id,
-                limit=self.spec.claim_limit,
-                lease_seconds=self.spec.lease_s,
-            )
-
-    def ack_each(self, job_ids: list[int]) -> None:
-        for job_id in job_ids:
-            with self.sessions.begin() as session:
-                queue_prototype.finish(session, job_id=job_id, worker_id=self.spec.worker_id)
-
-    def ack_batch(self, job_ids: list[int]) -> None:
-        with self.sessions.begin() as session:
-            queue_prototype.finish_many(session, job_ids=job_ids, worker_id=self.spec.worker_id)
 
 
 class RawPostgresDrainer:
@@ -265,8 +237,6 @@ class RawSqliteDrainer:
 def open_drainer(spec: WorkerSpec) -> Drainer:
     if spec.implementation == "conveyor":
         return ConveyorDrainer(spec)
-    if spec.implementation == "prototype":
-        return PrototypeDrainer(spec)
     if spec.database_url.startswith("sqlite"):
         return RawSqliteDrainer(spec)
     return RawPostgresDrainer(spec)

@@ -34,8 +34,7 @@ class Case:
     ack: Ack
 
     def implementations(self) -> tuple[Implementation, ...]:
-        """The prototype is measured where its gain matters most: two workers."""
-        return ("conveyor", "prototype", "raw") if self.workers == 2 else ("conveyor", "raw")
+        return ("conveyor", "raw")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +130,6 @@ def measure_case(pool: AgentPool, db: QueueDatabase, case: Case, sizes: Sizes) -
 
 def _row(case: Case, sizes: Sizes, medians: dict[str, float], cpu: dict[str, float]) -> list[str]:
     backlog, quota = sizes.plan(case)
-    prototype = medians.get("prototype")
     return [
         case.database,
         f"{backlog // 1000}k backlog" if backlog else "empty",
@@ -139,11 +137,9 @@ def _row(case: Case, sizes: Sizes, medians: dict[str, float], cpu: dict[str, flo
         "per-job" if case.ack == "per_job" else "batched",
         f"{quota:,}",
         report.rate(medians["conveyor"]),
-        report.rate(prototype),
         report.rate(medians["raw"]),
         report.ratio(medians["conveyor"] / medians["raw"]),
-        report.ratio(None if prototype is None else prototype / medians["raw"]),
-        "/".join(report.rate(cpu.get(name)) for name in ("conveyor", "prototype", "raw")),
+        "/".join(report.rate(cpu.get(name)) for name in ("conveyor", "raw")),
     ]
 
 
@@ -163,11 +159,9 @@ def run(*, quick: bool) -> report.BenchReport:
             "ack",
             "timed",
             "conveyor",
-            "prototype",
             "raw SQL",
             "conv/raw",
-            "proto/raw",
-            "CPU µs/job c/p/r",
+            "CPU µs/job c/r",
         ],
     )
     runs: list[dict[str, Any]] = []
@@ -219,13 +213,13 @@ def targets(medians: list[dict[str, Any]]) -> list[report.Target]:
 def notes(sizes: Sizes) -> list[str]:
     return [
         "raw SQL: psycopg (PostgreSQL) or sqlite3 (SQLite) running the same claim and acknowledgement"
-        " statements on the same table; prototype: bench/queue_prototype.py (proposed queue.py changes)",
+        " statements on the same table",
         "every commit durable: PostgreSQL fsync + synchronous_commit on; SQLite WAL + synchronous=FULL",
         f"backlog: {sizes.backlog:,} queued jobs at the start; empty: one producer process enqueues the"
         " timed jobs through queue.enqueue_many, 50 per commit, while the workers drain",
         "rate = jobs acknowledged / (last acknowledgement - common start); 'timed' = jobs acknowledged"
         " per run (PostgreSQL, 2 workers, batched, backlog: the whole backlog, as pgqueuer's figure)",
         "ack: batched = queue.finish_many per claimed batch; per-job = queue.finish, one commit per job",
-        "CPU µs/job: conveyor/prototype/raw, worker processes plus their PostgreSQL backends (from"
+        "CPU µs/job: conveyor/raw, worker processes plus their PostgreSQL backends (from"
         " /proc), median; steadier than rates on a busy machine",
     ]

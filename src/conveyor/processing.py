@@ -147,12 +147,14 @@ def _run(job: ClaimedJob, runtime: Runtime, control: JobControl) -> None:
         raise NotFound(f"job {job.id} has no document")
     with runtime.readers() as session:
         document = load_document(session, runtime.blobs, job.document_id)
+    started = time.monotonic()
     result = pipeline.run(document, params, control)
     with runtime.sessions.begin() as session:
         control.deferred = []
         opened = time.monotonic()
         try:
             summary = _save(session, job, result, namespace_for(job, pipeline.shared_keys), control)
+            summary["seconds"] = round(time.monotonic() - started, 3)
             held = time.monotonic() - opened
             if held > 1.0 and session.get_bind().dialect.name == "sqlite":
                 # Nobody could heartbeat while this transaction held SQLite's only write lock.

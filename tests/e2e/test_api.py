@@ -177,6 +177,8 @@ def test_an_uploaded_json_file_becomes_records(server: Server) -> None:
 
         done = wait_for_job(client, job["id"])
         assert done["status"] == "succeeded", done
+        assert done["summary"]["records"] == 3 and done["summary"]["quarantined"] == 0
+        assert done["summary"]["seconds"] >= 0, "the processing log says how long the file took"
         records = client.get(f"/api/jobs/{job['id']}/records").json()
         assert len(records["items"]) == 3
         assert {item["data"]["n"] for item in records["items"]} == {0, 1, 2}
