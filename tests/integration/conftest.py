@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor.store import migrate
+from conveyor.store.blobs import LocalBlobStore
 from conveyor.store.database import create_database_engine, session_factory
 
 
@@ -24,3 +27,16 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
+
+
+@dataclass
+class Store:
+    """A migrated database and a local blob folder: what the use cases need."""
+
+    sessions: sessionmaker[Session]
+    blobs: LocalBlobStore
+
+
+@pytest.fixture
+def store(sessions: sessionmaker[Session], tmp_path: Path) -> Store:
+    return Store(sessions, LocalBlobStore(tmp_path / "blobs"))

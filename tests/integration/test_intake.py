@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import intake, queue
 from conveyor.errors import Conflict, Forbidden, InputError, NotFound, Unauthenticated
@@ -21,19 +20,9 @@ from conveyor.store import migrate
 from conveyor.store.blobs import LocalBlobStore, open_blob_store
 from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.tables import ApiKey, Document, Event
+from tests.integration.conftest import Store
 
 ROWS = b'[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]'
-
-
-@dataclass
-class Store:
-    sessions: sessionmaker[Session]
-    blobs: LocalBlobStore
-
-
-@pytest.fixture
-def store(sessions: sessionmaker[Session], tmp_path: Path) -> Store:
-    return Store(sessions, LocalBlobStore(tmp_path / "blobs"))
 
 
 @dataclass(frozen=True)

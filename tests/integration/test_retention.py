@@ -4,32 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from conveyor import intake, progress, queue, retention
 from conveyor.content import Finding, Record
 from conveyor.errors import Conflict
-from conveyor.store.blobs import LocalBlobStore
 from conveyor.store.results import write_findings, write_records
 from conveyor.store.tables import Document, Event, FindingRow, Job, RecordRow
+from tests.integration.conftest import Store
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@dataclass
-class Store:
-    sessions: sessionmaker[Session]
-    blobs: LocalBlobStore
-
-
-@pytest.fixture
-def store(sessions: sessionmaker[Session], tmp_path: Path) -> Store:
-    return Store(sessions, LocalBlobStore(tmp_path / "blobs"))
 
 
 def add_job(
