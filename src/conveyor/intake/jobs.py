@@ -16,6 +16,7 @@ from conveyor.store.blobs import BlobStore
 from conveyor.store.tables import Document, Event, FindingRow, Job, RecordRow
 
 T = TypeVar("T")
+ResultRow = TypeVar("ResultRow", RecordRow, FindingRow)
 # Duplicate job ids named in the Conflict that refuses to delete their original.
 SHOWN_DUPLICATES = 20
 
@@ -120,21 +121,21 @@ def job_records(
     session: Session, *, job_id: int, limit: int = 100, cursor: int | None = None
 ) -> Page[RecordRow]:
     """The records this job (or, for a duplicate, the earlier job) was the latest to write."""
-    source = _results_job(session, job_id)
-    query = select(RecordRow).where(RecordRow.job_id == source).order_by(RecordRow.id)
-    if cursor is not None:
-        query = query.where(RecordRow.id > cursor)
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return _page(rows, limit, lambda row: row.id)
+    return _results_page(session, RecordRow, job_id=job_id, limit=limit, cursor=cursor)
 
 
 def job_findings(
     session: Session, *, job_id: int, limit: int = 100, cursor: int | None = None
 ) -> Page[FindingRow]:
-    source = _results_job(session, job_id)
-    query = select(FindingRow).where(FindingRow.job_id == source).order_by(FindingRow.id)
+    return _results_page(session, FindingRow, job_id=job_id, limit=limit, cursor=cursor)
+
+
+def _results_page(
+    session: Session, model: type[ResultRow], *, job_id: int, limit: int, cursor: int | None
+) -> Page[ResultRow]:
+    query = select(model).where(model.job_id == _results_job(session, job_id)).order_by(model.id)
     if cursor is not None:
-        query = query.where(FindingRow.id > cursor)
+        query = query.where(model.id > cursor)
     rows = list(session.scalars(query.limit(limit + 1)))
     return _page(rows, limit, lambda row: row.id)
 
