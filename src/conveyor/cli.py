@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -108,6 +109,10 @@ def _start_sources(settings: Settings, sessions: Any, specs: list[str]) -> list[
     return pollers
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -135,6 +140,9 @@ def serve(
             typer.echo("Created the first admin API key (shown once, keep it safe):")
             typer.echo(admin_key)
         pollers = _start_sources(settings, sessions, watch or [])
+    # uvicorn re-raises SIGTERM once it has shut down; exit through Python instead of dying on it,
+    # so that the worker pool below is stopped (its jobs finished or handed back), never orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with running_pool(settings, workers):
         try:
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
@@ -149,7 +157,6 @@ def worker(
     data_dir: DataDir = None,
 ) -> None:
     """Run worker processes only (scale-out); SIGTERM finishes or hands back the current job."""
-    import signal
     import threading
 
     from conveyor.worker import running_pool

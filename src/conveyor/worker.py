@@ -239,8 +239,13 @@ class WorkerProcess:
         waker = Waker(self.engine, self.settings.poll_seconds)
         done = 0
         failures = 0
+        parent = os.getppid()
         try:
             while not self.stopping.is_set() and (max_jobs is None or done < max_jobs):
+                if os.getppid() != parent:
+                    # The supervisor died without stopping us (SIGKILL, OOM): finish and leave.
+                    logger.warning("supervisor gone; stopping")
+                    break
                 try:
                     self.sweep()
                     jobs = self.claim()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
+import pytest
 
-from tests.support import free_port, running_process, wait_for_http
+from tests.support import free_port, running_process, start_process, stop_process, wait_for_http
 
 CONVEYOR = Path(sys.executable).parent / "conveyor"
 
@@ -112,3 +116,43 @@ def test_submit_waits_for_the_result(tmp_path: Path) -> None:
         )
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "succeeded" in submitted.stdout and "'records': 3" in submitted.stdout
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _gone_within(pgid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_stopping_serve_leaves_no_worker_behind(tmp_path: Path, signum: signal.Signals) -> None:
+    """SIGTERM stops the embedded workers with the server; after a SIGKILL of the server they
+    notice their supervisor is gone and leave by themselves."""
+    env = {"CONVEYOR_DATA_DIR": str(tmp_path), "CONVEYOR_POLL_SECONDS": "0.2"}
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_process([CONVEYOR, "serve", "--port", str(port), "--workers", "2"], env, log)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", 60)
+        time.sleep(3)  # let the worker processes start
+        server.send_signal(signum)  # the leader only, as a process manager would
+        server.wait(60)
+        assert _gone_within(server.pid, 30), log.read_text()[-2000:]
+        text = log.read_text()
+        if signum == signal.SIGTERM:
+            assert "worker 0 stopped" in text and "supervisor gone" not in text, "stopped by the pool"
+        else:
+            assert "supervisor gone" in text, "the orphans noticed and left"
+    finally:
+        stop_process(server)
