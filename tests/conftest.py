@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from tests.support import S3_TEST_ENV, free_port, start_process, stop_process, wait_for_http
+from tests.support import S3_TEST_ENV, free_port, s3_client, start_process, stop_process, wait_for_http
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,15 +157,7 @@ def s3_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def s3_bucket(moto_server: str) -> str:
     """A new, empty bucket on `moto_server` with a name of its own."""
-    import boto3
-
     name = f"conveyor-test-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
-        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    client = s3_client(moto_server)
     client.create_bucket(Bucket=name)
     return name

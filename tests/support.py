@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 # Credentials and region for boto3 against moto_server (any non-empty values do).
 S3_TEST_ENV: dict[str, str] = {
@@ -19,6 +20,20 @@ S3_TEST_ENV: dict[str, str] = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client for the test server at ``endpoint``, with the test credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
+        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+
 
 # Loopback only: never through a proxy that the environment may name.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

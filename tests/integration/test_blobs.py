@@ -7,22 +7,11 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from conveyor.errors import LimitExceeded, NotFound
 from conveyor.store.blobs import BlobStore, LocalBlobStore, S3BlobStore, content_key, open_blob_store
-from tests.support import S3_TEST_ENV
-
-
-def _s3_client(endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
-        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+from tests.support import s3_client
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -32,7 +21,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
         return
     endpoint = request.getfixturevalue("moto_server")
     bucket = request.getfixturevalue("s3_bucket")
-    yield S3BlobStore(bucket, "conveyor/blobs", _s3_client(endpoint))
+    yield S3BlobStore(bucket, "conveyor/blobs", s3_client(endpoint))
 
 
 def test_put_is_content_addressed_and_reads_back(store: BlobStore) -> None:

@@ -107,13 +107,19 @@ def test_expired_lease_is_requeued_then_dead_lettered(sessions: sessionmaker[Ses
         assert [j.id for j in queue.dead_letters(session)] == [job_id]
 
 
-def test_finish_after_losing_the_lease_is_refused(sessions: sessionmaker[Session]) -> None:
+def _lease_passed_from_w1_to_w2(sessions: sessionmaker[Session]) -> int:
+    """A job w1 claimed, whose lease ran out and which w2 then claimed."""
     job_id = _enqueue(sessions)
     _claim(sessions, worker="w1")
     _expire(sessions, job_id)
     with sessions.begin() as session:
         queue.requeue_expired(session)
     _claim(sessions, worker="w2")
+    return job_id
+
+
+def test_finish_after_losing_the_lease_is_refused(sessions: sessionmaker[Session]) -> None:
+    job_id = _lease_passed_from_w1_to_w2(sessions)
     with sessions.begin() as session:
         assert not queue.finish(session, job_id=job_id, worker_id="w1")
     with sessions.begin() as session:
@@ -304,12 +310,7 @@ def test_a_cancel_asked_for_is_honoured_by_every_way_back_to_the_queue(
 
 
 def test_heartbeat_reports_a_lease_taken_away(sessions: sessionmaker[Session]) -> None:
-    job_id = _enqueue(sessions)
-    _claim(sessions, worker="w1")
-    _expire(sessions, job_id)
-    with sessions.begin() as session:
-        queue.requeue_expired(session)
-    _claim(sessions, worker="w2")
+    job_id = _lease_passed_from_w1_to_w2(sessions)
     with sessions.begin() as session:
         beat = queue.heartbeat(session, job_ids=[job_id], worker_id="w1", lease_seconds=30)
     assert beat.held == set()

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +15,7 @@ from conveyor import intake
 from conveyor.sources import S3Prefix, Submit, WatchedFolder
 from conveyor.store.blobs import LocalBlobStore, S3BlobStore
 from conveyor.store.tables import Job, SourceFile
-from tests.support import S3_TEST_ENV
+from tests.support import s3_client
 
 
 @pytest.fixture
@@ -83,13 +82,7 @@ def test_two_watchers_of_one_folder_never_double_submit(
 def test_s3_prefix_takes_new_objects_once(
     sessions: sessionmaker[Session], submit: Submit, moto_server: str, s3_bucket: str
 ) -> None:
-    client: Any = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
-        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    client: Any = s3_client(moto_server)
     reader = S3BlobStore(s3_bucket, "", client)
     client.put_object(Bucket=s3_bucket, Key="drop/1.json", Body=b'[{"id": 1}]')
     client.put_object(Bucket=s3_bucket, Key="drop/2.ndjson", Body=b'{"id": 2}\n')

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support import S3_TEST_ENV, free_port, running_process, wait_for_http
+from tests.support import free_port, running_process, s3_client, wait_for_http
 
 
 def test_postgres_url_is_a_fresh_database(postgres_url: str) -> None:
@@ -39,13 +38,7 @@ def test_database_url_runs_on_both(database_url: str) -> None:
 
 
 def test_moto_server_stores_objects(moto_server: str) -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
-        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    client = s3_client(moto_server)
     client.create_bucket(Bucket="support-smoke")
     client.put_object(Bucket="support-smoke", Key="a/b.txt", Body=b"hello")
     assert client.get_object(Bucket="support-smoke", Key="a/b.txt")["Body"].read() == b"hello"
@@ -54,13 +47,7 @@ def test_moto_server_stores_objects(moto_server: str) -> None:
 
 
 def test_s3_bucket_is_new_and_empty(s3_bucket: str, moto_server: str) -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
-        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    client = s3_client(moto_server)
     assert client.list_objects_v2(Bucket=s3_bucket)["KeyCount"] == 0
 
 
