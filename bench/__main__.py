@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [queue|json|upload ...]``: run the benchmarks, print tables, save JSON."""
+"""``python -m bench [--quick] [NAME ...]``: run the benchmarks, print tables, save JSON."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ import time
 from bench import report
 
 BUSY_LOAD = 1.0
-BENCHES = {"queue": "bench.queue_throughput", "json": "bench.json_ingestion", "upload": "bench.upload_api"}
+BENCHES = {
+    "queue": "bench.queue_throughput",
+    "json": "bench.json_ingestion",
+    "upload": "bench.upload_api",
+    "pdf-text": "bench.document_text",
+    "ocr": "bench.ocr_throughput",
+    "qr": "bench.qr_decoding",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="{queue,json,upload}", help="default: all three")
+    parser.add_argument("names", nargs="*", metavar="{" + ",".join(BENCHES) + "}", help="default: all")
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke test")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHES]

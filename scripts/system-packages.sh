@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the tests need, each only when what it provides is missing:
-# a PostgreSQL server (tests/integration, bench) and Chromium (browser tests). A no-op, in a few
+# a PostgreSQL server (tests/integration, bench), Chromium (browser tests) and the tesseract command
+# (the baseline of bench/ocr_throughput.py; Conveyor itself uses tesserocr's own). A no-op, in a few
 # milliseconds, once everything is there. Runs apt-get as root, or through sudo when not root.
 set -euo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -4,7 +4,6 @@ exit codes (0 ok, 1 failure, 2 bad input) in one place, ``_exit_code``."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ import orjson
 import typer
 
 from conveyor import logs
-from conveyor.content import DocumentInput, OfflineContext
+from conveyor.content import DocumentInput, Limits, OfflineContext
 from conveyor.errors import ConveyorError, InputError
 from conveyor.settings import Settings
 
@@ -171,26 +170,6 @@ def worker(
         stop.wait()
 
 
-def _document_input(path: Path) -> DocumentInput:
-    from conveyor.extractors.sniff import sniff_media_type
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        head = stream.read(8192)
-        digest.update(head)
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return DocumentInput(
-        filename=path.name,
-        media_type=sniff_media_type(head, path.name),
-        sha256=digest.hexdigest(),
-        size=path.stat().st_size,
-        open=lambda: path.open("rb"),
-    )
-
-
 def _parse_params(values: list[str]) -> dict[str, Any]:
     """``k=v`` pairs; a value that parses as JSON is taken as JSON (numbers, booleans, objects)."""
     params: dict[str, Any] = {}
@@ -205,12 +184,15 @@ def _parse_params(values: list[str]) -> dict[str, Any]:
     return params
 
 
-def extract_one(document: DocumentInput, pipeline_name: str, params: dict[str, Any]) -> dict[str, Any]:
+def extract_one(
+    document: DocumentInput, pipeline_name: str, params: dict[str, Any], limits: Limits | None = None
+) -> dict[str, Any]:
     """Run a pipeline on one file in this process; the DESIGN §4b result object."""
-    from conveyor.pipelines import get_pipeline
+    from conveyor.pipelines import get_pipeline, run_pipeline
 
     pipeline = get_pipeline(pipeline_name)
-    result = pipeline.run(document, pipeline.validate_params(params), OfflineContext())
+    context = OfflineContext(limits)
+    result = run_pipeline(pipeline, document, pipeline.validate_params(params), context)
     records = [record.as_json() for record in result.records]
     return {
         "pipeline": pipeline_name,
@@ -230,7 +212,9 @@ def extract(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Run a pipeline in-process on local files, no server needed."""
-    _settings()
+    from conveyor.extractors.spooling import local_document
+
+    limits = Limits(**_settings().limit_values())
     failed = False
     try:
         params = _parse_params(param or [])
@@ -240,9 +224,9 @@ def extract(
     for path in files:
         described: dict[str, object] = {"filename": path.name}
         try:
-            document = _document_input(path)
+            document = local_document(path)
             described = document.describe()
-            output = extract_one(document, pipeline, params)
+            output = extract_one(document, pipeline, params, limits)
         except (ConveyorError, OSError) as error:
             failed = True
             code = error.code if isinstance(error, ConveyorError) else "io_error"

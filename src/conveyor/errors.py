@@ -47,6 +47,13 @@ class LimitExceeded(InputError):
         where = f"{subject}: " if subject else ""
         super().__init__(f"{where}{limit} is {value}, over the limit of {maximum}")
         self.limit = limit
+        self.value = value
+        self.maximum = maximum
+        self.subject = subject
+
+    def __reduce__(self) -> tuple[type[LimitExceeded], tuple[str, object, object, str]]:
+        """Pickle by the constructor's arguments: parser processes raise these across a pipe."""
+        return type(self), (self.limit, self.value, self.maximum, self.subject)
 
 
 class TransientError(ConveyorError):

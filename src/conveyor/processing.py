@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import progress, queue
-from conveyor.content import DocumentInput, PipelineResult
+from conveyor.content import DocumentInput, Limits, PipelineResult
 from conveyor.errors import Cancelled, ConveyorError, NotFound
 from conveyor.logs import bound
-from conveyor.pipelines import get_pipeline
+from conveyor.pipelines import get_pipeline, run_pipeline
 from conveyor.queue import ClaimedJob
 from conveyor.store.blobs import BlobStore
 from conveyor.store.results import open_review, write_findings, write_records
@@ -62,6 +62,7 @@ class JobControl:
     lost: threading.Event = field(default_factory=threading.Event)
     progress_value: int = 0
     deferred: list[tuple[str, dict[str, Any]]] | None = None
+    limits: Limits = field(default_factory=Limits)
 
     def emit(self, event_type: str, **data: Any) -> None:
         if self.lost.is_set():
@@ -90,6 +91,7 @@ class Runtime:
     blobs: BlobStore
     worker_id: str
     backoff: queue.Backoff
+    limits: Limits = field(default_factory=Limits)
 
 
 def load_document(session: Session, blobs: BlobStore, document_id: int) -> DocumentInput:
@@ -103,6 +105,7 @@ def load_document(session: Session, blobs: BlobStore, document_id: int) -> Docum
         sha256=document.sha256,
         size=document.size,
         open=lambda: blobs.open(key),
+        path=blobs.local_path(key),
     )
 
 
@@ -148,7 +151,7 @@ def _run(job: ClaimedJob, runtime: Runtime, control: JobControl) -> None:
     with runtime.readers() as session:
         document = load_document(session, runtime.blobs, job.document_id)
     started = time.monotonic()
-    result = pipeline.run(document, params, control)
+    result = run_pipeline(pipeline, document, params, control)
     with runtime.sessions.begin() as session:
         control.deferred = []
         opened = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,29 @@ class Settings(BaseSettings):
     multipart_max_header_bytes: int = Field(default=8 * 1024, gt=0)
     s3_poll_seconds: float = Field(default=30.0, gt=0)
     watch_poll_seconds: float = Field(default=0.5, gt=0)
+
+    # Bounds on untrusted files (content.Limits has the why of each); CONVEYOR_LIMIT_PAGES=200 etc.
+    limit_file_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    limit_pages: int = Field(default=5000, gt=0)
+    limit_image_pixels: int = Field(default=150_000_000, gt=0)
+    limit_zip_member_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    limit_zip_total_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
+    limit_zip_ratio: float = Field(default=200.0, gt=1)
+    limit_zip_members: int = Field(default=100_000, gt=0)
+    limit_json_depth: int = Field(default=512, gt=0, le=1024)
+    limit_seconds_per_file: float = Field(default=900.0, gt=0)
+    limit_memory_bytes: int = Field(default=3 * 1024 * 1024 * 1024, gt=64 * 1024 * 1024)
+    parse_workers: int = Field(default=0, ge=0)
+
+    def limit_values(self) -> dict[str, Any]:
+        """The ``limit_*`` fields without their prefix (plus ``parse_workers``): ``Limits(**...)``."""
+        values: dict[str, Any] = {
+            name.removeprefix("limit_"): getattr(self, name)
+            for name in type(self).model_fields
+            if name.startswith("limit_")
+        }
+        values["parse_workers"] = self.parse_workers
+        return values
 
     @property
     def resolved_database_url(self) -> str:

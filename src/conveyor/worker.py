@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import logs, processing, progress, queue
+from conveyor.content import Limits
 from conveyor.errors import TransientError
 from conveyor.processing import JobControl, Runtime
 from conveyor.queue import ClaimedJob
@@ -172,6 +173,7 @@ class WorkerProcess:
             blobs=blobs,
             worker_id=self.worker_id,
             backoff=queue.Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+            limits=Limits(**settings.limit_values()),
         )
         self.stopping = threading.Event()
         self.aborting = threading.Event()
@@ -272,7 +274,7 @@ class WorkerProcess:
 
     def run_claimed(self, jobs: list[ClaimedJob]) -> int:
         for job in jobs:
-            control = JobControl(self.sessions, job.id, job.batch_id)
+            control = JobControl(self.sessions, job.id, job.batch_id, limits=self.runtime.limits)
             self.heartbeat.hold(job.id, control)
         done = 0
         try:

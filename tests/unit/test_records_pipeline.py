@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from conveyor.content import DocumentInput, OfflineContext, PipelineResult, Record
+from conveyor.content import DocumentInput, Limits, OfflineContext, PipelineResult, Record
 from conveyor.errors import Cancelled, InputError, LimitExceeded
 from conveyor.pipelines.json_reading import CHUNK_BYTES, NestingGuard
 from conveyor.pipelines.records import RecordsPipeline, content_key
@@ -33,8 +33,10 @@ def document(data: bytes, filename: str = "orders.json") -> DocumentInput:
     )
 
 
-def run(pipeline: RecordsPipeline, data: bytes, **params: Any) -> tuple[list[Record], PipelineResult]:
-    result = pipeline.run(document(data), params, OfflineContext())
+def run(
+    pipeline: RecordsPipeline, data: bytes, context: OfflineContext | None = None, **params: Any
+) -> tuple[list[Record], PipelineResult]:
+    result = pipeline.run(document(data), params, context or OfflineContext())
     return list(result.records), result
 
 
@@ -405,7 +407,8 @@ def test_nesting_deeper_than_the_limit_is_refused(pipeline: RecordsPipeline) -> 
     assert len(run(pipeline, _nested(512))[0]) == 1
     with pytest.raises(LimitExceeded) as caught:
         run(pipeline, _nested(513))
-    assert caught.value.message == "orders.json: JSON nesting depth is 513, over the limit of 512"
+    assert caught.value.message == "orders.json: json_depth is 513, over the limit of 512"
+    assert (caught.value.limit, caught.value.value, caught.value.maximum) == ("json_depth", 513, 512)
     with pytest.raises(LimitExceeded, match="over the limit of 512"):
         run(pipeline, b"[" * 200_000)
     ndjson_deep = b'{"a": 1}\n' + _nested(600) + b"\n"
@@ -413,16 +416,51 @@ def test_nesting_deeper_than_the_limit_is_refused(pipeline: RecordsPipeline) -> 
         run(pipeline, ndjson_deep)
 
 
-def test_the_depth_limit_is_configurable() -> None:
-    for pipeline in (RecordsPipeline(max_depth=3), RecordsPipeline(max_depth=3, whole_file_max_bytes=0)):
-        assert len(run(pipeline, b"[[[1]]]")[0]) == 1
-        with pytest.raises(LimitExceeded, match="depth is 4, over the limit of 3"):
-            run(pipeline, b"[[[[1]]]]")
+def test_the_depth_limit_comes_from_the_context_limits(pipeline: RecordsPipeline) -> None:
+    """CONVEYOR_LIMIT_JSON_DEPTH reaches the pipeline as ``context.limits.json_depth``."""
+    shallow = OfflineContext(Limits(json_depth=5))
+    assert [r.data for r in run(pipeline, _nested(5), shallow)[0]] == [{"a": [[[[]]]]}]
+    with pytest.raises(LimitExceeded) as caught:
+        run(pipeline, _nested(6), shallow)
+    assert caught.value.message == "orders.json: json_depth is 6, over the limit of 5"
+    ndjson_lines = b'{"a": 1}\n' + _nested(5) + b"\n"
+    assert len(run(pipeline, ndjson_lines, shallow)[0]) == 2
+    with pytest.raises(LimitExceeded, match="json_depth is 6, over the limit of 5"):
+        run(pipeline, b'{"a": 1}\n' + _nested(6) + b"\n", shallow)
+    deeper = OfflineContext(Limits(json_depth=600))
+    assert len(run(pipeline, _nested(600), deeper)[0]) == 1
 
 
-def test_the_depth_limit_stays_within_orjson_s() -> None:
+def test_the_depth_limit_stays_within_orjson_s(pipeline: RecordsPipeline) -> None:
     with pytest.raises(ValueError, match="max_depth must be 1 to 1024"):
-        RecordsPipeline(max_depth=2000)
+        run(pipeline, b"[1]", OfflineContext(Limits(json_depth=2000)))
+
+
+def _alternating(depth: int) -> bytes:
+    """Arrays and objects nested in turn: ``{[]}`` collapses two levels in one pass of the guard's
+    cheap bound, which once let documents up to twice the limit through."""
+    opens = [b"[" if level % 2 else b'{"k":' for level in range(depth)]
+    closes = [b"]" if level % 2 else b"}" for level in reversed(range(depth))]
+    return b"".join(opens) + b"1" + b"".join(closes)
+
+
+def test_the_guard_is_exact_however_the_nesting_alternates() -> None:
+    for limit in range(1, 24):
+        for depth in range(1, 40):
+            guard = NestingGuard(limit, "f")
+            if depth > limit:
+                with pytest.raises(LimitExceeded, match=f"json_depth is {depth}, over the limit of {limit}"):
+                    guard.feed(_alternating(depth))
+            else:
+                guard.feed(_alternating(depth))
+                assert guard.depth == 0
+
+
+def test_alternating_nesting_just_past_the_default_limit_is_refused(pipeline: RecordsPipeline) -> None:
+    data = b"[" * 500 + _alternating(16) + b"]" * 500
+    with pytest.raises(LimitExceeded, match="json_depth is 516, over the limit of 512"):
+        run(pipeline, data)
+    assert len(run(pipeline, data, OfflineContext(Limits(json_depth=516)))[0]) == 1
 
 
 @pytest.mark.parametrize(

@@ -29,11 +29,17 @@ class Page(Generic[T]):
     next_cursor: int | None
 
 
+DOCUMENT_CONTENT_LIMIT = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentView:
     document: Document
     latest_job: Job | None
     records: Page[RecordRow]
+    # The ``page`` and ``code`` records of the latest job, in page order (document-like pipelines).
+    pages: list[RecordRow]
+    codes: list[RecordRow]
 
 
 def get_job(session: Session, *, job_id: int) -> Job:
@@ -154,9 +160,23 @@ def get_document(session: Session, *, document_id: int, records_limit: int = 100
         select(Job).where(Job.document_id == document_id).order_by(Job.id.desc()).limit(1)
     ).first()
     records: Page[RecordRow] = Page([], None)
+    pages: list[RecordRow] = []
+    codes: list[RecordRow] = []
     if latest is not None:
         records = job_records(session, job_id=latest.id, limit=records_limit)
-    return DocumentView(document, latest, records)
+        pages = _records_of_kind(session, job_id=latest.id, kind="page")
+        codes = _records_of_kind(session, job_id=latest.id, kind="code")
+    return DocumentView(document, latest, records, pages, codes)
+
+
+def _records_of_kind(session: Session, *, job_id: int, kind: str) -> list[RecordRow]:
+    query = (
+        select(RecordRow)
+        .where(RecordRow.job_id == _results_job(session, job_id), RecordRow.kind == kind)
+        .order_by(RecordRow.id)
+        .limit(DOCUMENT_CONTENT_LIMIT)
+    )
+    return list(session.scalars(query))
 
 
 def queue_stats(session: Session) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from conveyor import queue
 from conveyor.errors import InputError
-from conveyor.extractors.sniff import HEAD_BYTES, sniff_media_type
+from conveyor.extractors.sniff import HEAD_BYTES, sniff
 from conveyor.pipelines import get_pipeline
 from conveyor.store.blobs import BlobStore, S3BlobStore, StoredBlob
 from conveyor.store.tables import Document, Job, utcnow
@@ -43,6 +43,7 @@ def submit_document(
     stored, head = _store(blobs, stream_or_blob, max_bytes)
     return _record_submission(
         session,
+        blobs,
         stored=stored,
         head=head,
         filename=filename,
@@ -77,6 +78,7 @@ def submit_uploads(
     return [
         _record_submission(
             session,
+            blobs,
             stored=blob,
             head=head,
             filename=name,
@@ -115,6 +117,7 @@ def _store(
 
 def _record_submission(
     session: Session,
+    blobs: BlobStore,
     *,
     stored: StoredBlob,
     head: bytes,
@@ -130,7 +133,7 @@ def _record_submission(
     document = Document(
         sha256=stored.sha256,
         filename=filename[:1024],
-        media_type=sniff_media_type(head, filename),
+        media_type=sniff(head, filename, reopen=lambda: blobs.open(stored.key)).media_type,
         size=stored.size,
         source=source[:1024],
         blob_key=stored.key,

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from conveyor.content import DocumentInput, PipelineContext, PipelineResult
+from conveyor.content import DocumentInput, Finding, PipelineContext, PipelineResult
 from conveyor.errors import InputError
+from conveyor.extractors.sniff import extension_mismatch
 
 logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "conveyor.pipelines"
@@ -33,9 +34,10 @@ class Pipeline(Protocol):
 
 
 def _builtins() -> dict[str, type[Pipeline]]:
+    from conveyor.pipelines.document import DocumentPipeline
     from conveyor.pipelines.records import RecordsPipeline
 
-    return {"records": RecordsPipeline}
+    return {"records": RecordsPipeline, "document": DocumentPipeline}
 
 
 @functools.cache
@@ -59,3 +61,15 @@ def get_pipeline(name: str) -> Pipeline:
 
 def names() -> list[str]:
     return sorted(registry())
+
+
+def run_pipeline(
+    pipeline: Pipeline, document: DocumentInput, params: Mapping[str, Any], context: PipelineContext
+) -> PipelineResult:
+    """``pipeline.run`` plus what every pipeline reports the same way: a file whose name says one
+    format while its content is another gets a finding (the content wins; nothing is guessed)."""
+    result = pipeline.run(document, params, context)
+    mismatch = extension_mismatch(document.filename, document.media_type)
+    if mismatch is not None:
+        result.findings.insert(0, Finding("extension_mismatch", "warning", mismatch, "document"))
+    return result

@@ -51,7 +51,7 @@ _BOM: Final = b"\xef\xbb\xbf"
 _NON_SPACE: Final = re.compile(rb"[^ \t\r\n]")
 _NOT_QUOTE_OR_BRACKET: Final = bytes(range(256)).translate(None, b'"[]{}')
 _OPEN_AS_TWO: Final = bytes.maketrans(b"[]{}", b"\x02\x00\x02\x00")
-_BOUND_PASSES: Final = 8
+_BOUND_LEVELS: Final = 16
 
 
 def pointer(path: tuple[str | int, ...]) -> str:
@@ -119,22 +119,23 @@ class NestingGuard:
             steps = marks.translate(_OPEN_AS_TWO)  # an opener adds 2, then every bracket takes 1
             deepest = self.depth + max(map(sub, accumulate(steps), count(1)))
             if deepest > self.max_depth:
-                raise LimitExceeded("JSON nesting depth", deepest, self.max_depth, self.filename)
+                raise LimitExceeded("json_depth", deepest, self.max_depth, self.filename)
         self.depth = max(0, self.depth + 2 * opens - len(marks))
 
     def _bound(self, marks: bytes) -> int:
         """An upper bound of the depth within ``marks``, cheaper than the exact walk.
 
-        Each pass removes the innermost bracket pairs, so a position lies inside at most ``passes``
-        removed pairs, plus the openers that remain.
+        Each replace removes the innermost pairs of one kind, so a position lies inside at most
+        ``levels`` removed pairs (one per replace: ``{[]}`` loses two levels in one pass), plus the
+        openers that remain.
         """
-        passes = 0
-        while passes < _BOUND_PASSES:
+        levels = 0
+        while levels < _BOUND_LEVELS:
             shorter = marks.replace(b"[]", b"").replace(b"{}", b"")
             if len(shorter) == len(marks):
                 break
-            marks, passes = shorter, passes + 1
-        return self.depth + passes + marks.count(b"[") + marks.count(b"{")
+            marks, levels = shorter, levels + 2
+        return self.depth + levels + marks.count(b"[") + marks.count(b"{")
 
 
 class _CheckedStream:

@@ -26,8 +26,6 @@ from jsonschema.validators import validator_for
 from conveyor.content import DocumentInput, Finding, PipelineContext, PipelineResult, Record
 from conveyor.errors import Cancelled, InputError
 from conveyor.pipelines.json_reading import (
-    MAX_DEPTH,
-    ORJSON_MAX_DEPTH,
     WHOLE_FILE_MAX_BYTES,
     Format,
     JsonReader,
@@ -85,20 +83,19 @@ class RecordsPipeline:
         self,
         *,
         whole_file_max_bytes: int = WHOLE_FILE_MAX_BYTES,
-        max_depth: int = MAX_DEPTH,
         max_findings: int = MAX_FINDINGS,
     ) -> None:
         """``whole_file_max_bytes``: bigger files stream (0 streams everything, as tests do).
 
         ``max_findings``: quarantined records past this many are counted in the summary but not
         listed one by one (a file where every record fails would otherwise fill memory).
+
+        The nesting depth bound is not an argument: it is ``context.limits.json_depth`` (set by
+        CONVEYOR_LIMIT_JSON_DEPTH), so that every bound on a file is configured in one place.
         """
-        if not 1 <= max_depth <= ORJSON_MAX_DEPTH:
-            raise ValueError(f"max_depth must be 1 to {ORJSON_MAX_DEPTH}, not {max_depth}")
         if max_findings < 0:
             raise ValueError(f"max_findings must not be negative, not {max_findings}")
         self.whole_file_max_bytes = whole_file_max_bytes
-        self.max_depth = max_depth
         self.max_findings = max_findings
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,7 +134,7 @@ class RecordsPipeline:
             path=options.path,
             format=options.format,
             whole_file_max_bytes=self.whole_file_max_bytes,
-            max_depth=self.max_depth,
+            max_depth=context.limits.json_depth,
         )
         result = PipelineResult(
             summary={

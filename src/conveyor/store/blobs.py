@@ -42,6 +42,10 @@ class BlobStore(Protocol):
 
     def open(self, key: str) -> IO[bytes]: ...
 
+    def local_path(self, key: str) -> Path | None:
+        """The blob as a file on this machine, when the store keeps it as one (parsers in other
+        processes then open it directly instead of a copy)."""
+
     def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None: ...
@@ -113,6 +117,10 @@ class LocalBlobStore:
         except (FileNotFoundError, IsADirectoryError):
             raise NotFound(f"blob {key!r} not found") from None
 
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -176,6 +184,9 @@ class S3BlobStore:
 
     def open(self, key: str) -> IO[bytes]:
         return self.open_object(self.bucket, self._full(key))
+
+    def local_path(self, key: str) -> Path | None:  # noqa: ARG002 - the protocol's signature
+        return None
 
     def open_object(self, bucket: str, full_key: str) -> IO[bytes]:
         with self._errors(full_key):

@@ -147,10 +147,28 @@ class DocumentOut(OrmOut):
     created_at: dt.datetime
 
 
+class PageOut(BaseModel):
+    page: int
+    text: str
+    source: str
+    confidence: float | None
+
+
+class CodeOut(BaseModel):
+    page: int
+    format: str
+    text: str
+    position: dict[str, Any]
+
+
 class DocumentStatusOut(BaseModel):
     document: DocumentOut
+    status: str | None = Field(description="The latest job's status; null before any job")
     latest_job: JobOut | None
     summary: dict[str, Any] | None
+    text: str | None = Field(description="All pages' text, pages separated by a form feed (\\f)")
+    pages: list[PageOut] = Field(description="Per page: text, source (text-layer or ocr), confidence")
+    codes: list[CodeOut] = Field(description="Every code found, with its page and position")
     records: list[RecordOut]
     records_next_cursor: int | None = Field(
         description="More records: GET /api/jobs/{latest_job.id}/records?cursor=..."

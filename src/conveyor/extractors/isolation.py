@@ -1,0 +1,203 @@
+"""Parsing untrusted files in separate processes, each under a memory limit and a wall-clock deadline.
+
+A malformed PDF can make a C library spin forever, allocate without bound or crash outright. None of
+that may take the job worker down with it: parsers run in a small pool of processes (pebble), each
+with ``RLIMIT_AS`` set, and every call has the file's remaining time as its timeout. A parse that
+times out is killed, one that crashes (a signal, an abort, ``MemoryError``) is reported, and in both
+cases the pool replaces the process and goes on with the next file.
+
+The pool is process-wide and started on first use: starting processes and loading pdfium, Tesseract
+and zxing-cpp costs far more than one page, so a worker keeps its parsers for every job it runs. The
+children are forked from a forkserver that has those modules imported already.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import resource
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pebble
+
+from conveyor.content import Limits
+from conveyor.errors import Cancelled, ConveyorError, InputError, LimitExceeded
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Imported once in the forkserver so every parser process starts with them loaded.
+PRELOAD = (
+    "conveyor.extractors.pdf",
+    "conveyor.extractors.images",
+    "conveyor.extractors.ocr",
+    "conveyor.extractors.qr",
+    "conveyor.pipelines.page_reading",
+)
+
+
+class ParserCrashed(InputError):
+    """The parser process died on this file (a crash in a native library or out of memory)."""
+
+    code = "parser_crashed"
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    """Runs first in every parser process: the address-space limit applies to native code too."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """The time left for one file: every parse of it shares one budget."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def start(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+
+class Sandbox:
+    """A pool of parser processes with one memory limit."""
+
+    def __init__(self, workers: int, memory_bytes: int) -> None:
+        self.workers = workers
+        self.memory_bytes = memory_bytes
+        self._pool = self._start()
+
+    def _start(self) -> pebble.ProcessPool:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(PRELOAD))
+        return pebble.ProcessPool(
+            max_workers=self.workers,
+            initializer=_limit_memory,
+            initargs=(self.memory_bytes,),
+            context=context,
+        )
+
+    def run(self, function: Callable[..., R], *args: object, deadline: Deadline, subject: str) -> R:
+        """``function(*args)`` in a parser process; its errors come back as they were raised."""
+        return self.wait(self.submit(function, *args, deadline=deadline), deadline, subject)
+
+    def submit(
+        self, function: Callable[..., R], *args: object, deadline: Deadline
+    ) -> concurrent.futures.Future[R]:
+        return self._pool.schedule(function, args=args, timeout=max(deadline.remaining(), 0.001))
+
+    def map(
+        self,
+        function: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        deadline: Deadline,
+        subject: str,
+        is_cancelled: Callable[[], bool] = lambda: False,
+    ) -> Iterator[R]:
+        """Results in input order, computed on every parser process at once.
+
+        At most twice as many calls as processes are in flight, so a 5,000-page document neither
+        queues 5,000 pickled tasks nor holds their results. On the first error or a cancellation the
+        calls still pending are cancelled (pebble kills a running one) and the error is raised.
+        """
+        pending: list[concurrent.futures.Future[R]] = []
+        source = iter(items)
+        try:
+            while True:
+                while len(pending) < 2 * self.workers:
+                    item = next(source, _END)
+                    if item is _END:
+                        break
+                    pending.append(self.submit(function, item, deadline=deadline))
+                if not pending:
+                    return
+                while not _wait_one(pending[0]):
+                    if is_cancelled():
+                        raise Cancelled
+                yield self.wait(pending.pop(0), deadline, subject)
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def wait(self, future: concurrent.futures.Future[R], deadline: Deadline, subject: str) -> R:
+        try:
+            return future.result()
+        except concurrent.futures.TimeoutError:
+            raise LimitExceeded(
+                "seconds_per_file", f"over {deadline.seconds:g} s", f"{deadline.seconds:g} s", subject
+            ) from None
+        except pebble.ProcessExpired as error:
+            raise ParserCrashed(_crash_message(subject, error.exitcode, self.memory_bytes)) from None
+        except MemoryError:
+            raise LimitExceeded(
+                "memory_bytes", "more", f"{self.memory_bytes // 2**20} MiB", subject
+            ) from None
+        except BrokenProcessPool as error:
+            # Only a bug of ours gets here (a result that does not pickle): start a new pool for the
+            # next file, and let the job fail as retryable, like any other crash.
+            logger.error("parser pool broke on %s: %s; starting a new one", subject, error)
+            self._pool.stop()  # type: ignore[no-untyped-call]
+            self._pool = self._start()
+            raise
+        except ConveyorError:
+            raise
+
+    def close(self) -> None:
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        self._pool.join(timeout=5)
+
+
+_END = object()
+
+
+def _wait_one(future: concurrent.futures.Future[R]) -> bool:
+    done, _ = concurrent.futures.wait([future], timeout=0.2)
+    return bool(done)
+
+
+def _crash_message(subject: str, exitcode: int | None, memory_bytes: int) -> str:
+    if exitcode is not None and exitcode < 0:
+        how = f"was killed by signal {-exitcode}"
+    else:
+        how = f"exited with code {exitcode}"
+    return (
+        f"{subject}: the parser {how} while reading this file; it is malformed, or needs more than"
+        f" the {memory_bytes // 2**20} MiB memory limit"
+    )
+
+
+_shared: dict[tuple[int, int], Sandbox] = {}
+_shared_lock = threading.Lock()
+
+
+def sandbox_for(limits: Limits) -> Sandbox:
+    """The process-wide sandbox for these limits, started on first use."""
+    workers = limits.parse_workers or os.cpu_count() or 1
+    key = (workers, limits.memory_bytes)
+    with _shared_lock:
+        sandbox = _shared.get(key)
+        if sandbox is None:
+            sandbox = _shared[key] = Sandbox(workers, limits.memory_bytes)
+        return sandbox
+
+
+@atexit.register
+def _close_shared() -> None:
+    with _shared_lock:
+        for sandbox in _shared.values():
+            sandbox.close()
+        _shared.clear()
