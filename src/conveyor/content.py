@@ -113,6 +113,9 @@ class Page:
     confidence: float | None = None
     words: list[Word] = field(default_factory=list)
     codes: list[Barcode] = field(default_factory=list)
+    # Degrees clockwise the page was turned, then deskewed, to be read by OCR.
+    rotation: int = 0
+    skew: float = 0.0
 
 
 @dataclass(slots=True)

@@ -222,6 +222,8 @@ def _merge(page: Page, reading: Reading) -> None:
         page.text = reading.text
         page.confidence = reading.confidence
         page.words = reading.words
+        page.rotation = reading.rotation
+        page.skew = reading.skew
         page.source = "ocr" if reading.text.strip() else "none"
     page.codes = reading.codes
 
@@ -239,6 +241,9 @@ def _page_records(page: Page, options: DocumentParams, result: PipelineResult) -
         "height": round(page.height, 2),
         "unit": page.unit,
     }
+    if page.confidence is not None:  # read by OCR, whatever it found
+        data["rotation"] = page.rotation
+        data["skew"] = round(page.skew, 2)
     if options.words:
         data["words"] = [
             {"text": word.text, "box": word.box.as_json(), "confidence": word.confidence}

@@ -60,6 +60,7 @@ class Reading:
     words: list[Word] = field(default_factory=list)
     codes: list[Barcode] = field(default_factory=list)
     rotation: int = 0
+    skew: float = 0.0
     dpi: float = 0.0
 
 
@@ -97,6 +98,7 @@ def _read(image: Image.Image, task: PageTask, dpi: float, scale: float, unit: Un
         reading.text = recognised.text
         reading.confidence = recognised.confidence
         reading.rotation = recognised.rotation
+        reading.skew = recognised.skew
         if task.words:
             reading.words = [
                 Word(word.text, word.box.scaled(scale, unit), word.confidence) for word in recognised.words
