@@ -49,3 +49,15 @@ def refuse(_: object = None) -> None:
 def process_id(_: object = None) -> int:
     time.sleep(0.2)
     return os.getpid()
+
+
+def type_error(_: object = None) -> None:
+    raise TypeError("Missing dimensions")
+
+
+def use_shared_sandbox_then_exit() -> None:
+    """Run in a spawned child: a process that used the shared sandbox must still exit promptly."""
+    from conveyor.content import Limits
+    from conveyor.extractors.isolation import Deadline, sandbox_for
+
+    assert sandbox_for(Limits(parse_workers=1)).run(square, 6, deadline=Deadline.start(30), subject="x") == 36

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     limit_zip_members: int = Field(default=100_000, gt=0)
     limit_json_depth: int = Field(default=512, gt=0, le=1024)
     limit_seconds_per_file: float = Field(default=900.0, gt=0)
-    limit_memory_bytes: int = Field(default=3 * 1024 * 1024 * 1024, gt=64 * 1024 * 1024)
+    limit_memory_bytes: int = Field(default=3 * 1024 * 1024 * 1024, ge=512 * 1024 * 1024)
     parse_workers: int = Field(default=0, ge=0)
 
     def limit_values(self) -> dict[str, Any]:

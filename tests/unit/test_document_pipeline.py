@@ -191,3 +191,39 @@ def test_corrupt_files_are_input_errors(tmp_path: Path) -> None:
     broken = write(tmp_path / "broken.pdf", b"%PDF-1.7\n" + b"garbage " * 100)
     with pytest.raises(InputError, match=r"broken\.pdf: not a readable PDF"):
         extract(broken)
+
+
+def test_a_page_longer_than_tesseract_takes_is_shrunk_and_read(tmp_path: Path) -> None:
+    strip = text_image([PANGRAM + " " + PANGRAM], width_in=120)  # 36,000 px wide at 300 dpi
+    assert strip.width > 32767
+    path = write(tmp_path / "receipt.png", png_bytes(strip))
+    _, records = extract(path, {"codes": False})
+    [page] = kinds(records, "page")
+    assert page["source"] == "ocr"
+    assert words(page["text"]) == words(PANGRAM + " " + PANGRAM)
+    assert page["width"] == strip.width, "the page keeps its own size; only OCR saw it smaller"
+
+
+def test_a_truncated_multipage_tiff_is_an_input_error(tmp_path: Path) -> None:
+    data = tiff_bytes([text_image([f"page {n}"]) for n in range(3)])
+    path = write(tmp_path / "fax.tif", data[: len(data) * 2 // 3])
+    with pytest.raises(InputError, match=r"fax\.tif"):
+        extract(path, {"codes": False})
+
+
+def test_a_text_layer_is_kept_when_ocr_finds_nothing(tmp_path: Path) -> None:
+    """An invisible caption over a blank picture: the page looks like a scan, OCR reads nothing, the
+    text layer stays."""
+    from fpdf import FPDF
+    from PIL import Image
+
+    pdf = FPDF(unit="pt", format="A4")
+    pdf.add_page()
+    pdf.image(Image.new("L", (600, 800), 255), x=0, y=0, w=595, h=842)
+    pdf.set_font("helvetica", size=10)
+    pdf.text_mode = "INVISIBLE"
+    pdf.text(40, 820, "Fig. 1")
+    path = write(tmp_path / "figure.pdf", bytes(pdf.output()))
+    _, records = extract(path, {"codes": False})
+    [page] = kinds(records, "page")
+    assert (page["source"], page["text"].strip()) == ("text-layer", "Fig. 1")

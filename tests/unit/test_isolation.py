@@ -3,13 +3,16 @@ as input errors, and the pool goes on serving the next file."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from conveyor.errors import Cancelled, InputError, LimitExceeded
-from conveyor.extractors.isolation import Deadline, ParserCrashed, Sandbox
+from conveyor.extractors.isolation import Deadline, ParserCrashed, ParserFailed, Sandbox
 from tests import hostile
 
 MEMORY = 512 * 1024 * 1024
@@ -81,7 +84,48 @@ def test_map_stops_on_cancel_and_kills_what_runs(sandbox: Sandbox) -> None:
 
 
 def test_one_deadline_covers_all_the_pages_of_a_file(sandbox: Sandbox) -> None:
+    """Six hanging pages on two processes: the file's budget ends the lot, not each page's own."""
     deadline = Deadline.start(1.5)
-    with pytest.raises(LimitExceeded, match="seconds_per_file"):
+    started = time.monotonic()
+    with pytest.raises(LimitExceeded, match=r"seconds_per_file is 1\.\d s, over the limit of 1\.5 s"):
         list(sandbox.map(hostile.hang, range(6), deadline=deadline, subject="x"))
     assert deadline.remaining() == 0
+    assert time.monotonic() - started < 3.0
+
+
+def test_an_unexpected_parser_error_is_an_input_error_naming_the_file(sandbox: Sandbox) -> None:
+    with pytest.raises(ParserFailed, match=r"x\.pdf: the parser failed on this file \(TypeError: Missing"):
+        run(sandbox, hostile.type_error)
+    assert isinstance(ParserFailed("x"), InputError)
+
+
+def test_run_honours_cancellation(sandbox: Sandbox) -> None:
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        sandbox.run(hostile.hang, deadline=Deadline.start(60), subject="x", is_cancelled=lambda: True)
+    assert time.monotonic() - started < 5
+    assert run(sandbox, hostile.square, 2) == 4
+
+
+def test_a_pool_whose_processes_all_died_while_idle_is_replaced() -> None:
+    pool = Sandbox(workers=2, memory_bytes=MEMORY)
+    try:
+        pids = set(pool.map(hostile.process_id, range(4), deadline=Deadline.start(60), subject="x"))
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(1.0)
+        assert run(pool, hostile.square, 9) == 81
+    finally:
+        pool.close()
+
+
+def test_a_process_that_used_the_shared_sandbox_exits_promptly() -> None:
+    """pebble's processes are not daemons: without closing them first, a child process would wait
+    for them forever at exit (its worker pool would then have to kill it)."""
+    child = multiprocessing.get_context("spawn").Process(target=hostile.use_shared_sandbox_then_exit)
+    child.start()
+    child.join(timeout=30)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0

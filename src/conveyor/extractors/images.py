@@ -7,6 +7,7 @@ otherwise), and every Pillow error becomes an InputError that names the file and
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,12 +20,17 @@ from conveyor.extractors.limits import check_pixels
 DEFAULT_DPI = 300
 # Scans claim all sorts of resolutions; below this the claim is metadata noise (72 "dpi" screenshots).
 MIN_PLAUSIBLE_DPI = 100
-_PILLOW_ERRORS = (
+# What Pillow raises on malformed and fuzzed files (its plugins let struct, index and key errors out).
+_PILLOW_ERRORS: tuple[type[BaseException], ...] = (
     UnidentifiedImageError,
     OSError,
     SyntaxError,
     ValueError,
     EOFError,
+    TypeError,
+    IndexError,
+    KeyError,
+    struct.error,
     Image.DecompressionBombError,
 )
 
@@ -43,14 +49,21 @@ def open_image(path: str, subject: str, limits: Limits) -> Iterator[Image.Image]
         yield image
 
 
-def frame_count(image: Image.Image) -> int:
-    return int(getattr(image, "n_frames", 1))
+def frame_count(image: Image.Image, subject: str) -> int:
+    """Frames (pages) in the file; counting walks a TIFF's chain of directories, which can be broken."""
+    try:
+        return int(getattr(image, "n_frames", 1))
+    except _PILLOW_ERRORS as error:
+        raise InputError(f"{subject}: the pages cannot be counted ({_describe(error)})") from None
 
 
-def load_frame(image: Image.Image, index: int, subject: str) -> tuple[Image.Image, int]:
-    """Frame ``index`` (0-based) as an upright 8-bit grayscale image, and its resolution in dpi."""
+def load_frame(image: Image.Image, index: int, subject: str, limits: Limits) -> tuple[Image.Image, int]:
+    """Frame ``index`` (0-based) as an upright 8-bit grayscale image, and its resolution in dpi.
+
+    Every frame's size is checked again: a TIFF's later pages may claim any size of their own."""
     try:
         image.seek(index)
+        check_pixels(image.width, image.height, limits, f"{subject} (page {index + 1})")
         frame = ImageOps.exif_transpose(image) if index == 0 else image.copy()
         frame.load()
         gray = _flatten(frame)

@@ -125,7 +125,7 @@ def recognize(
     ``detect_orientation`` and ``deskew`` can be turned off for pages known to be upright and
     straight (a PDF page drawn by us), saving the orientation pass (about a fifth of a page's time).
     """
-    key = _checked_languages(languages)
+    key = check_languages(languages)
     if dpi <= 0:
         raise InputError(f"dpi must be positive, not {dpi}")
     if image.width == 0 or image.height == 0:
@@ -332,7 +332,7 @@ def _grayscale(image: Image.Image) -> Image.Image:
     return image if image.mode == "L" else image.convert("L")
 
 
-def _checked_languages(languages: str) -> str:
+def check_languages(languages: str) -> str:
     """The language set as Tesseract takes it, or an ``InputError`` naming what is not installed."""
     names = [name.strip() for name in languages.split("+")]
     installed = installed_languages()

@@ -132,10 +132,14 @@ def _words(textpage: pdfium.PdfTextPage, page_height: float) -> list[Word]:
     letters: list[str] = []
     left = top = math.inf
     right = bottom = -math.inf
-    count = textpage.count_chars()
-    full = textpage.get_text_range(0, count) if count else ""
-    for index, char in enumerate(full[:count]):
-        if char.isspace() or char == "\x00":
+    # Character by character through pdfium's own index: the text of a range may differ in length
+    # from the character count (pypdfium2 says so), which would shift every box after the first gap.
+    raw = textpage.raw
+    for index in range(textpage.count_chars()):
+        code = pdfium_c.FPDFText_GetUnicode(raw, index)
+        # Characters outside the BMP come as two UTF-16 halves; a lone half would not encode.
+        char = "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
+        if char.isspace() or char in "\x00\ufffe\uffff":
             if letters:
                 found.append(Word("".join(letters), Box(left, top, right, bottom)))
                 letters = []

@@ -30,6 +30,8 @@ class Page(Generic[T]):
 
 
 DOCUMENT_CONTENT_LIMIT = 10_000
+# Pipelines whose records are ``page`` and ``code`` in the document pipeline's shape.
+PAGE_PIPELINES = frozenset({"document"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,19 +166,26 @@ def get_document(session: Session, *, document_id: int, records_limit: int = 100
     codes: list[RecordRow] = []
     if latest is not None:
         records = job_records(session, job_id=latest.id, limit=records_limit)
-        pages = _records_of_kind(session, job_id=latest.id, kind="page")
-        codes = _records_of_kind(session, job_id=latest.id, kind="code")
+        if latest.pipeline in PAGE_PIPELINES:
+            pages = _records_of_kind(session, job_id=latest.id, kind="page")
+            codes = _records_of_kind(session, job_id=latest.id, kind="code")
     return DocumentView(document, latest, records, pages, codes)
 
 
 def _records_of_kind(session: Session, *, job_id: int, kind: str) -> list[RecordRow]:
+    """In page order. Not by id: PostgreSQL's merge inserts in key order, and "10" sorts before "2"."""
     query = (
         select(RecordRow)
         .where(RecordRow.job_id == _results_job(session, job_id), RecordRow.kind == kind)
         .order_by(RecordRow.id)
         .limit(DOCUMENT_CONTENT_LIMIT)
     )
-    return list(session.scalars(query))
+    return sorted(session.scalars(query), key=_page_order)
+
+
+def _page_order(row: RecordRow) -> tuple[int, ...]:
+    """``"12"`` or ``"12:3"`` (page, then code number) as numbers."""
+    return tuple(int(part) if part.isdigit() else 0 for part in row.key.split(":"))
 
 
 def queue_stats(session: Session) -> dict[str, Any]:

@@ -59,6 +59,13 @@ def get_pipeline(name: str) -> Pipeline:
         raise InputError(f"unknown pipeline {name!r}; known pipelines: {known}") from None
 
 
+def secret_params(name: str) -> frozenset[str]:
+    """Params of pipeline ``name`` that the API must never show (a PDF's password)."""
+    pipeline = registry().get(name)
+    hidden: frozenset[str] = getattr(pipeline, "secret_params", frozenset())
+    return hidden
+
+
 def names() -> list[str]:
     return sorted(registry())
 

@@ -30,6 +30,7 @@ from conveyor.content import (
 )
 from conveyor.errors import Cancelled, InputError
 from conveyor.extractors.isolation import Deadline, Sandbox, sandbox_for
+from conveyor.extractors.ocr import check_languages
 from conveyor.extractors.pdf import TextLayerPage
 from conveyor.extractors.spooling import local_file
 from conveyor.pipelines.page_reading import (
@@ -71,13 +72,22 @@ class DocumentPipeline:
     name = "document"
     shared_keys = False
 
+    # Kept with the job (the worker needs it) but never shown by the API.
+    secret_params = frozenset({"password"})
+
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            return DocumentParams.model_validate(dict(params)).model_dump()
+            checked = DocumentParams.model_validate(dict(params))
         except ValidationError as error:
             problem = error.errors()[0]
             where = ".".join(str(part) for part in problem["loc"]) or "params"
             raise InputError(f"param {where!r}: {problem['msg']}") from None
+        if checked.ocr != "never":
+            try:
+                check_languages(checked.languages)
+            except InputError as error:
+                raise InputError(f"param 'languages': {error}") from None
+        return checked.model_dump()
 
     def run(
         self, document: DocumentInput, params: Mapping[str, Any], context: PipelineContext
@@ -96,7 +106,9 @@ class DocumentPipeline:
                 "codes": 0,
             }
         )
-        result.records = self._records(document, options, context, result)
+        # Read eagerly (bounded by the page limit): the caller writes records in a transaction, and
+        # on SQLite parsing inside it would hold the only write lock for the whole OCR run.
+        result.records = list(self._records(document, options, context, result))
         return result
 
     def _records(
@@ -218,14 +230,17 @@ class _ImageReader(_Reader):
 
 
 def _merge(page: Page, reading: Reading) -> None:
-    if reading.text is not None:
-        page.text = reading.text
-        page.confidence = reading.confidence
-        page.words = reading.words
-        page.rotation = reading.rotation
-        page.skew = reading.skew
-        page.source = "ocr" if reading.text.strip() else "none"
+    """OCR's reading replaces the text layer, unless OCR found nothing where the layer had text
+    (an image-heavy page with a short caption keeps its caption)."""
     page.codes = reading.codes
+    if reading.text is None or (not reading.text.strip() and page.text.strip()):
+        return
+    page.text = reading.text
+    page.words = reading.words
+    page.source = "ocr" if reading.text.strip() else "none"
+    page.confidence = reading.confidence
+    page.rotation = reading.rotation
+    page.skew = reading.skew
 
 
 def _page_records(page: Page, options: DocumentParams, result: PipelineResult) -> Iterator[Record]:
@@ -272,7 +287,8 @@ def _code_data(page: Page, code: Barcode) -> dict[str, Any]:
     return {
         "page": page.number,
         "format": code.format,
-        "text": code.text,
+        # JSON columns refuse NUL; the exact payload is in "bytes".
+        "text": code.text.replace("\x00", "\ufffd"),
         "bytes": base64.b64encode(code.raw).decode("ascii"),
         "position": {
             **code.box.as_json(),

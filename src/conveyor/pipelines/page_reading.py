@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from conveyor.content import Barcode, Limits, Page, Unit, Word
-from conveyor.errors import LimitExceeded
+from conveyor.errors import InputError, LimitExceeded
 from conveyor.extractors import images, ocr, pdf, qr
 
 POINTS_PER_INCH = 72
@@ -83,18 +83,22 @@ def read_image_frame(task: PageTask) -> tuple[int, Page, Reading]:
     """One frame of an image file, with the frame count (the first task learns how many follow)."""
     file = task.file
     with images.open_image(file.path, file.subject, file.limits) as image:
-        frames = images.frame_count(image)
+        frames = images.frame_count(image, file.subject)
         if frames > file.limits.pages:
             raise LimitExceeded("pages", frames, file.limits.pages, file.subject)
-        frame, dpi = images.load_frame(image, task.index, file.subject)
+        frame, dpi = images.load_frame(image, task.index, file.subject, file.limits)
     page = Page(task.index + 1, float(frame.width), float(frame.height), "px")
     return frames, page, _read(frame, task, dpi, 1.0, "px")
 
 
 def _read(image: Image.Image, task: PageTask, dpi: float, scale: float, unit: Unit) -> Reading:
+    image, dpi, scale = _within_ocr_bounds(image, dpi, scale)
     reading = Reading(task.index, dpi=dpi)
     if task.ocr:
-        recognised = ocr.recognize(image, languages=task.languages, dpi=round(dpi))
+        try:
+            recognised = ocr.recognize(image, languages=task.languages, dpi=max(1, round(dpi)))
+        except InputError as error:
+            raise InputError(f"{task.file.subject}: page {task.index + 1}: {error}") from None
         reading.text = recognised.text
         reading.confidence = recognised.confidence
         reading.rotation = recognised.rotation
@@ -106,3 +110,14 @@ def _read(image: Image.Image, task: PageTask, dpi: float, scale: float, unit: Un
     if task.codes:
         reading.codes = qr.read_codes(image, unit=unit, scale=scale)
     return reading
+
+
+def _within_ocr_bounds(image: Image.Image, dpi: float, scale: float) -> tuple[Image.Image, float, float]:
+    """A page longer than Tesseract can take (32,767 px a side: a 9-foot receipt roll at 300 dpi)
+    is shrunk to fit rather than refused; positions are scaled back to the page's own units."""
+    longest = max(image.size)
+    if longest <= ocr.MAX_SIDE_PX:
+        return image, dpi, scale
+    factor = ocr.MAX_SIDE_PX / longest
+    size = (max(1, int(image.width * factor)), max(1, int(image.height * factor)))
+    return image.resize(size, Image.Resampling.LANCZOS), dpi * factor, scale / factor

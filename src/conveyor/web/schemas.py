@@ -9,9 +9,10 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from conveyor.intake import Role
+from conveyor.pipelines import secret_params
 from conveyor.store.tables import Event, SettingRow
 
 
@@ -54,9 +55,19 @@ class JobOut(OrmOut):
     finished_at: dt.datetime | None
     summary: dict[str, Any]
     cancel_requested: bool
-    params: dict[str, Any]
+    params: dict[str, Any] = Field(description="As submitted; secret params (a PDF password) masked")
     legal_hold: bool
     source: str | None
+
+    @model_validator(mode="after")
+    def _mask_secrets(self) -> JobOut:
+        hidden = secret_params(self.pipeline)
+        if hidden & self.params.keys():
+            self.params = {
+                name: "********" if name in hidden and value is not None else value
+                for name, value in self.params.items()
+            }
+        return self
 
 
 class JobPageOut(BaseModel):
