@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -34,6 +33,7 @@ from conveyor.content import OfflineContext
 from conveyor.extractors import ocr
 from conveyor.extractors.spooling import local_document
 from conveyor.pipelines import get_pipeline
+from tests.text_metrics import character_error_rate
 
 DPI = 300
 # tesseract-ocr/test testing/phototest.txt, which tesseract.js's TESTOCR_TEXT repeats.
@@ -84,38 +84,6 @@ def _dpi(image: Image.Image) -> int:
     """The resolution the file states, else 300; Tesseract judges text sizes by it."""
     stated = image.info.get("dpi")
     return round(stated[0]) if stated and stated[0] > 1 else DPI
-
-
-def normalised(text: str) -> str:
-    return " ".join(text.split())
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance, one row of the table at a time with numpy: a row's insertions are a
-    running minimum, ``row[j] = j + min(candidate[k] - k for k <= j)``."""
-    if not a or not b:
-        return len(a) + len(b)
-    target = np.array([ord(char) for char in b])
-    columns = np.arange(len(b) + 1)
-    row = columns.copy()
-    for index, char in enumerate(a, 1):
-        candidate = np.empty_like(row)
-        candidate[0] = index
-        candidate[1:] = np.minimum(row[1:] + 1, row[:-1] + (target != ord(char)))
-        row = np.minimum.accumulate(candidate - columns) + columns
-    return int(row[-1])
-
-
-def character_error_rate(read: str, truth: str) -> float:
-    expected = normalised(truth)
-    return edit_distance(normalised(read), expected) / max(1, len(expected))
-
-
-def test_edit_distance() -> None:
-    assert edit_distance("kitten", "sitting") == 3
-    assert edit_distance("", "abc") == edit_distance("abc", "") == 3
-    assert edit_distance("flaw", "lawn") == 2
-    assert character_error_rate("a  b\nc", "a b c") == 0.0
 
 
 @dataclass(frozen=True)

@@ -73,9 +73,20 @@ def _reason(error: Exception) -> str:
 
 
 def read_text_layer(
-    path: str, password: str | None, subject: str, limits: Limits, first: int, count: int, words: bool
+    path: str,
+    password: str | None,
+    subject: str,
+    limits: Limits,
+    first: int,
+    count: int,
+    words: bool,
+    graphics: bool = True,
 ) -> tuple[int, list[TextLayerPage]]:
-    """The page count and pages ``first`` .. ``first + count - 1`` (0-based) of the text layer."""
+    """The page count and pages ``first`` .. ``first + count - 1`` (0-based) of the text layer.
+
+    ``graphics``: look at every page's objects for pictures and drawings (where codes may be). Without
+    it only pages with little text are looked at, to tell scans from text pages.
+    """
     with open_pdf(path, password, subject) as document:
         total = len(document)
         if total > limits.pages:
@@ -83,13 +94,15 @@ def read_text_layer(
         if total == 0:
             raise InputError(f"{subject}: the PDF has no pages")
         pages = [
-            _text_layer_page(document, index, subject, words)
+            _text_layer_page(document, index, subject, words, graphics)
             for index in range(first, min(first + count, total))
         ]
         return total, pages
 
 
-def _text_layer_page(document: pdfium.PdfDocument, index: int, subject: str, words: bool) -> TextLayerPage:
+def _text_layer_page(
+    document: pdfium.PdfDocument, index: int, subject: str, words: bool, look: bool
+) -> TextLayerPage:
     page = _page(document, index, subject)
     try:
         width, height = page.get_size()
@@ -99,7 +112,9 @@ def _text_layer_page(document: pdfium.PdfDocument, index: int, subject: str, wor
             boxes = _words(textpage, height) if words else []
         finally:
             textpage.close()
-        graphics, image_share = _graphics(page, width * height)
+        graphics, image_share = False, 0.0
+        if look or len(text.strip()) < SCAN_TEXT_CHARS:
+            graphics, image_share = _graphics(page, width * height)
     except pdfium.PdfiumError as error:
         raise InputError(f"{subject}: page {index + 1} cannot be read ({_reason(error)})") from None
     finally:

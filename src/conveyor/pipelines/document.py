@@ -163,12 +163,12 @@ class _Reader:
 class _PdfReader(_Reader):
     def pages(self) -> Iterator[Page]:
         self.check_cancelled()
-        first = TextChunk(self.file, 0, TEXT_CHUNK_PAGES, self.options.words)
+        first = TextChunk(self.file, 0, TEXT_CHUNK_PAGES, self.options.words, self.options.codes)
         total, layer = self.sandbox.run(
             read_text_chunk, first, deadline=self.deadline, subject=self.file.subject
         )
         chunks = [
-            TextChunk(self.file, start, TEXT_CHUNK_PAGES, self.options.words)
+            TextChunk(self.file, start, TEXT_CHUNK_PAGES, self.options.words, self.options.codes)
             for start in range(TEXT_CHUNK_PAGES, total, TEXT_CHUNK_PAGES)
         ]
         for _, more in self._map(read_text_chunk, chunks):

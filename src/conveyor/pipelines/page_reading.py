@@ -37,6 +37,7 @@ class TextChunk:
     first: int
     count: int
     words: bool
+    graphics: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class Reading:
 def read_text_chunk(task: TextChunk) -> tuple[int, list[pdf.TextLayerPage]]:
     file = task.file
     return pdf.read_text_layer(
-        file.path, file.password, file.subject, file.limits, task.first, task.count, task.words
+        file.path, file.password, file.subject, file.limits, task.first, task.count, task.words, task.graphics
     )
 
 
