@@ -6,7 +6,6 @@ import io
 import random
 import resource
 import struct
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -127,10 +126,8 @@ def test_zip_bomb_is_refused_by_ratio_without_inflating(zip_bomb: Path) -> None:
     data = zip_bomb.read_bytes()
     stream = _CountingReader(data)
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
     with pytest.raises(LimitExceeded) as raised:
         check_zip(stream, Limits(), "bomb.zip")
-    elapsed = time.perf_counter() - started
     peak_growth_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
     error = raised.value
     assert (error.limit, error.maximum, error.subject) == ("zip_ratio", 200.0, "bomb.zip:zeros.bin")
@@ -138,7 +135,6 @@ def test_zip_bomb_is_refused_by_ratio_without_inflating(zip_bomb: Path) -> None:
     assert error.value > 1000
     # Only the end record and the directory were read, never the 200 KB of deflated data.
     assert stream.bytes_read < len(data) // 2
-    assert elapsed < 0.5
     assert peak_growth_kib < 50 * 1024
 
 
@@ -149,12 +145,9 @@ def test_zip_bomb_from_a_path_and_by_member_size(zip_bomb: Path) -> None:
 
 
 def test_reading_a_bomb_member_is_refused_before_inflating(zip_bomb: Path) -> None:
-    with zipfile.ZipFile(zip_bomb) as archive:
-        started = time.perf_counter()
-        with pytest.raises(LimitExceeded) as raised:
-            read_zip_member(archive, "zeros.bin", Limits(), "bomb.zip")
+    with zipfile.ZipFile(zip_bomb) as archive, pytest.raises(LimitExceeded) as raised:
+        read_zip_member(archive, "zeros.bin", Limits(), "bomb.zip")
     assert raised.value.limit == "zip_ratio"
-    assert time.perf_counter() - started < 0.1
 
 
 def test_small_highly_compressible_members_are_not_held_to_the_ratio() -> None:

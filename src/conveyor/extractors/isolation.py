@@ -45,6 +45,7 @@ PRELOAD = (
     "conveyor.extractors.images",
     "conveyor.extractors.ocr",
     "conveyor.extractors.qr",
+    "conveyor.extractors.spreadsheet",
     "conveyor.pipelines.page_reading",
 )
 

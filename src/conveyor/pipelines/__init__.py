@@ -36,8 +36,9 @@ class Pipeline(Protocol):
 def _builtins() -> dict[str, type[Pipeline]]:
     from conveyor.pipelines.document import DocumentPipeline
     from conveyor.pipelines.records import RecordsPipeline
+    from conveyor.pipelines.timecards.pipeline import TimecardPipeline
 
-    return {"records": RecordsPipeline, "document": DocumentPipeline}
+    return {"records": RecordsPipeline, "document": DocumentPipeline, "timecard": TimecardPipeline}
 
 
 @functools.cache

@@ -1,0 +1,167 @@
+"""The ``timecard`` pipeline: a spreadsheet in, ``entry`` and ``week`` records and wage-and-hour
+findings out, with review asked for when a rule finds an error or extraction is unsure.
+
+    workbook (parser process, limits)  ->  tables found, entries extracted  ->  workweeks and pay
+    ->  rules  ->  records, findings, review
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+from pydantic import ConfigDict, Field, ValidationError
+
+from conveyor.content import DocumentInput, PipelineContext, PipelineResult, Record
+from conveyor.errors import Cancelled, InputError
+from conveyor.extractors.isolation import Deadline, sandbox_for
+from conveyor.extractors.spooling import local_file
+from conveyor.extractors.spreadsheet import Workbook, read_workbook
+from conveyor.pipelines.timecards import rules
+from conveyor.pipelines.timecards.extraction import extract_entries
+from conveyor.pipelines.timecards.model import Entry, RuleSettings, Week
+from conveyor.pipelines.timecards.weeks import week_workings
+
+SPREADSHEETS: Final = frozenset(
+    {
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-excel.sheet.macroEnabled.12",
+        "application/vnd.ms-excel",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
+        "text/csv",
+        "text/tab-separated-values",
+        "text/plain",
+    }
+)
+
+
+class TimecardParams(RuleSettings):
+    """The rules' settings plus what only extraction needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    year: int | None = Field(default=None, ge=1900, le=2200)
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+
+
+class TimecardPipeline:
+    """xlsx, xlsm, xls, ods, csv timecards in; entries, weeks and FLSA findings out."""
+
+    name = "timecard"
+    shared_keys = False
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return TimecardParams.model_validate(dict(params)).model_dump(mode="json")
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "params"
+            raise InputError(f"param {where!r}: {problem['msg']}") from None
+
+    def run(
+        self, document: DocumentInput, params: Mapping[str, Any], context: PipelineContext
+    ) -> PipelineResult:
+        options = TimecardParams.model_validate(self.validate_params(params))
+        if document.media_type not in SPREADSHEETS:
+            raise InputError(
+                f"{document.filename}: the timecard pipeline reads spreadsheets (xlsx, xlsm, xls, ods,"
+                f" csv); this file's content is {document.media_type}"
+            )
+        workbook = _read(document, context)
+        if context.is_cancelled():
+            raise Cancelled
+        entries = extract_entries(workbook.sheets, year=options.year)
+        if not entries:
+            raise InputError(
+                f"{document.filename}: no timecard table found (a header row naming at least a date or"
+                " day and in/out or hours columns)"
+            )
+        settings = RuleSettings.model_validate(options.model_dump(include=set(RuleSettings.model_fields)))
+        workings = week_workings(entries, settings)
+        weeks = [work.week for work in workings]
+        findings = rules.check(entries, weeks, settings, workings=workings)
+        result = PipelineResult(findings=findings)
+        result.records = [*map(_entry_record, entries), *map(_week_record, weeks)]
+        if any(finding.severity == "error" for finding in findings):
+            result.review.ask("rule_violation")
+        unsure = [entry for entry in entries if entry.confidence < options.min_confidence]
+        if unsure:
+            result.review.ask("low_confidence")
+        result.summary = {
+            "entries": len(entries),
+            "employees": len({entry.employee for entry in entries}),
+            "weeks": len(weeks),
+            "hours": _number(sum((entry.hours for entry in entries), Decimal(0))),
+            "low_confidence_entries": len(unsure),
+            "findings_by_rule": _count(finding.rule for finding in findings),
+        }
+        return result
+
+
+def _read(document: DocumentInput, context: PipelineContext) -> Workbook:
+    limits = context.limits
+    with local_file(document, limits) as path:
+        workbook: Workbook = sandbox_for(limits).run(
+            read_workbook,
+            path,
+            document.media_type,
+            document.filename,
+            limits,
+            deadline=Deadline.start(limits.seconds_per_file),
+            subject=document.filename,
+            is_cancelled=context.is_cancelled,
+        )
+    return workbook
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value.quantize(Decimal("0.01")))
+
+
+def _moment(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="minutes")
+
+
+def _entry_record(entry: Entry) -> Record:
+    return Record(
+        kind="entry",
+        key=entry.source,
+        data={
+            "employee": entry.employee,
+            "date": entry.date.isoformat(),
+            "start": _moment(entry.start),
+            "end": _moment(entry.end),
+            "hours": _number(entry.hours),
+            "break_hours": _number(entry.break_hours),
+            "rate": _number(entry.rate),
+            "source": entry.source,
+            "confidence": round(entry.confidence, 2),
+        },
+    )
+
+
+def _week_record(week: Week) -> Record:
+    return Record(
+        kind="week",
+        key=f"{week.employee}:{week.week_start.isoformat()}",
+        data={
+            "employee": week.employee,
+            "week_start": week.week_start.isoformat(),
+            "hours": _number(week.hours),
+            "regular_hours": _number(week.regular_hours),
+            "overtime_hours": _number(week.overtime_hours),
+            "double_time_hours": _number(week.double_time_hours),
+            "rate": _number(week.rate),
+            "regular_pay": _number(week.regular_pay),
+            "overtime_pay": _number(week.overtime_pay),
+            "total_pay": _number(week.total_pay),
+        },
+    )
+
+
+def _count(names: Iterable[str]) -> dict[str, int]:
+    return dict(Counter(names))
