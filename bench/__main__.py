@@ -18,6 +18,7 @@ BENCHES = {
     "pdf-text": "bench.document_text",
     "ocr": "bench.ocr_throughput",
     "qr": "bench.qr_decoding",
+    "timecard": "bench.timecard_throughput",
 }
 
 

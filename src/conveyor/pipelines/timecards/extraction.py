@@ -9,7 +9,6 @@ disagree keeps the punches and loses confidence.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,13 +17,13 @@ from typing import Final
 
 from conveyor.extractors.spreadsheet import Sheet, column_letters
 from conveyor.pipelines.timecards import values
-from conveyor.pipelines.timecards.layout import Role, Table, find_tables
+from conveyor.pipelines.timecards.grid import find_grids, grid_entries, outside_grids
+from conveyor.pipelines.timecards.layout import TOTALS, UNKNOWN_EMPLOYEE, Role, Table, find_tables
 from conveyor.pipelines.timecards.model import Entry
+from conveyor.pipelines.timecards.punches import at, read_breaks, read_duration, read_time
 
-TOTALS: Final = re.compile(r"^\s*(grand\s+)?(total|totals|sum|subtotal|week\s*total)\b", re.I)
 # Punches and an hours column may differ by rounding to the quarter hour; beyond this they disagree.
 HOURS_TOLERANCE: Final = Decimal("0.26")
-UNKNOWN_EMPLOYEE: Final = "(unknown)"
 
 
 @dataclass(slots=True)
@@ -38,8 +37,10 @@ def extract_entries(sheets: Sequence[Sheet], *, year: int | None = None) -> list
     inferred = year or infer_year(sheets)
     entries: list[Entry] = []
     for sheet in sheets:
-        for table in find_tables(sheet.rows):
+        grids = find_grids(sheet.rows, year=inferred)
+        for table in outside_grids(find_tables(sheet.rows), grids):
             entries.extend(_table_entries(sheet, table, inferred))
+        entries.extend(grid_entries(sheet, year=inferred, grids=grids))
     return entries
 
 
@@ -75,6 +76,10 @@ def _cell(row: Sequence[object], table: Table, role: Role) -> object:
         return None
     value = row[column]
     return None if isinstance(value, str) and not value.strip() else value
+
+
+def _cells(row: Sequence[object], table: Table, roles: tuple[Role, ...]) -> dict[Role, object]:
+    return {role: _cell(row, table, role) for role in roles}
 
 
 def _is_blank(row: Sequence[object]) -> bool:
@@ -117,8 +122,8 @@ def _entry(
     else:
         return None
     start, end = _punches(row, table, date, confidences)
-    breaks = _breaks(row, table, start, confidences)
-    sheet_hours = _duration(_cell(row, table, "hours"), confidences)
+    breaks = read_breaks(_cells(row, table, ("break_start", "break_end", "break")), start, confidences)
+    sheet_hours = read_duration(_cell(row, table, "hours"), confidences)
     if start is not None and end is not None:
         hours = values.worked_hours(start, end, breaks)
         if sheet_hours is not None and abs(sheet_hours - hours) > HOURS_TOLERANCE:
@@ -169,62 +174,15 @@ def _date(row: Sequence[object], table: Table, year: int | None, confidences: li
 def _punches(
     row: Sequence[object], table: Table, date: dt.date, confidences: list[float]
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
-    start = _time(_cell(row, table, "start"), confidences, is_time_column=True)
-    end = _time(_cell(row, table, "end"), confidences, is_time_column=True)
+    start = read_time(_cell(row, table, "start"), confidences)
+    end = read_time(_cell(row, table, "end"), confidences)
     end_date = _cell(row, table, "end_date")
     if isinstance(start, dt.datetime) and isinstance(end, dt.datetime):
         return start, end
     if start is None or end is None:
-        return _at(date, start), _at(date, end)
+        return at(date, start), at(date, end)
     start_time = start.time() if isinstance(start, dt.datetime) else start
     end_time = end.time() if isinstance(end, dt.datetime) else end
     if end_date is not None and (parsed := values.parse_date(end_date, year=date.year, dayfirst=None)):
         return dt.datetime.combine(date, start_time), dt.datetime.combine(parsed[0], end_time)
     return values.combine(date, start_time, end_time)
-
-
-def _at(date: dt.date, moment: dt.time | dt.datetime | None) -> dt.datetime | None:
-    if moment is None or isinstance(moment, dt.datetime):
-        return moment
-    return dt.datetime.combine(date, moment)
-
-
-def _time(
-    value: object, confidences: list[float], *, is_time_column: bool = True
-) -> dt.time | dt.datetime | None:
-    if value is None:
-        return None
-    parsed = values.parse_time(value, is_time_column=is_time_column)
-    if parsed is None:
-        confidences.append(0.2)
-        return None
-    confidences.append(parsed[1])
-    return parsed[0]
-
-
-def _duration(value: object, confidences: list[float]) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.time):  # an hours column formatted as a time of day: 08:30 is 8.5 hours
-        value = dt.timedelta(hours=value.hour, minutes=value.minute, seconds=value.second)
-    parsed = values.parse_duration(value, is_fraction_of_day=False)
-    if parsed is None:
-        confidences.append(0.4)
-        return None
-    confidences.append(parsed[1])
-    return parsed[0]
-
-
-def _breaks(
-    row: Sequence[object], table: Table, start: dt.datetime | None, confidences: list[float]
-) -> list[tuple[dt.datetime, dt.datetime]] | Decimal:
-    out = _time(_cell(row, table, "break_start"), confidences)
-    back = _time(_cell(row, table, "break_end"), confidences)
-    if out is not None and back is not None and start is not None:
-        out_time = out.time() if isinstance(out, dt.datetime) else out
-        back_time = back.time() if isinstance(back, dt.datetime) else back
-        # A break belongs to the shift: after midnight if the shift crossed it and the break is early.
-        day = start.date() if out_time >= start.time() else start.date() + dt.timedelta(days=1)
-        return [values.combine(day, out_time, back_time)]
-    duration = _duration(_cell(row, table, "break"), confidences)
-    return duration if duration is not None else Decimal(0)

@@ -10,6 +10,7 @@ of in a column. Rows below a header belong to it until the next header or the en
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ FUZZY_RATIO: Final = 0.85
 MIN_ROLES: Final = 2
 # Roles that make a header a timecard header; a row naming only "name" and "rate" is not one.
 TIME_ROLES: Final = frozenset({"start", "end", "hours", "date", "day", "start_date"})
+TOTALS: Final = re.compile(r"^\s*(grand\s+)?(total|totals|sum|subtotal|week\s*total)\b", re.I)
+UNKNOWN_EMPLOYEE: Final = "(unknown)"
 EMPLOYEE_LABEL: Final = re.compile(
     r"^\s*(?:employee|name|worker|staff)(?:\s*name)?\s*[:#-]\s*(?P<name>\S.*)$", re.I
 )
@@ -115,6 +118,13 @@ def column_role(value: object) -> Role | None:
     """The role a header cell names, exactly (after normalising) or within FUZZY_RATIO of a synonym."""
     if not isinstance(value, str):
         return None
+    return _text_role(value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _text_role(value: str) -> Role | None:
+    """Cached: a sheet repeats the same names and labels on thousands of rows, and the fuzzy match
+    is the costliest step of finding tables."""
     name = normalise(value)
     if not name or len(name) > 40:
         return None
@@ -126,6 +136,8 @@ def column_role(value: object) -> Role | None:
 
 def header_roles(row: Sequence[object]) -> dict[Role, int]:
     """The roles a row names, each at its first column; empty unless the row looks like a header."""
+    if sum(isinstance(value, str) for value in row) < MIN_ROLES:
+        return {}  # a header names its columns in text; most data rows are dates and numbers
     roles: dict[Role, int] = {}
     for column, value in enumerate(row):
         role = column_role(value)

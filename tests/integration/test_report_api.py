@@ -1,0 +1,188 @@
+"""``GET /api/jobs/{id}/report`` through the real app: a ``records`` job whose values are formulas
+comes back neutralised in xlsx and csv and intact in json; unknown jobs, unfinished jobs and
+unknown formats get their error statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from python_calamine import CalamineWorkbook
+
+from conveyor import intake
+from conveyor.settings import Settings
+from conveyor.store import migrate
+from conveyor.store.database import create_database_engine, session_factory
+from conveyor.web.app import create_app
+from conveyor.worker import WorkerProcess
+
+PAYLOAD = "=cmd|' /C calc'!A0"
+ROWS = [
+    {"id": 1, "name": PAYLOAD, "amount": -2, "day": "2024-03-01"},
+    {"id": 2, "name": "@SUM(A1)", "amount": 3.5, "day": "2024-03-02"},
+    {"id": 3, "name": "plain", "amount": 0, "day": "2024-03-03"},
+]
+
+
+@dataclass
+class Client:
+    """Requests to the app in process (httpx's ASGI transport is async only)."""
+
+    app: FastAPI
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://conveyor") as client:
+                return await client.request(method, path, **options)
+
+        return asyncio.run(send())
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("POST", path, **options)
+
+
+@dataclass
+class Api:
+    client: Client
+    settings: Settings
+    submitter: dict[str, str]
+    viewer: dict[str, str]
+
+    def submit(self, rows: list[dict[str, object]]) -> int:
+        response = self.client.post(
+            "/api/upload",
+            headers=self.submitter,
+            files={"file": ("rows.json", orjson.dumps(rows), "application/json")},
+            data={"pipeline": "records", "params": orjson.dumps({"key": "id"}).decode()},
+        )
+        assert response.status_code == 201, response.text
+        job_id: int = response.json()["jobs"][0]["id"]
+        return job_id
+
+    def run_jobs(self) -> int:
+        return WorkerProcess(self.settings).run(idle_exit=True)
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(
+        database_url=database_url, storage_url=f"file://{tmp_path / 'blobs'}", data_dir=tmp_path
+    )
+    engine = create_database_engine(settings.resolved_database_url)
+    try:
+        migrate.upgrade(engine)  # what the app's startup does; the ASGI transport skips it
+        with session_factory(engine).begin() as session:
+            _, submitter = intake.create_api_key(session, role="submitter", name="tests")
+            _, viewer = intake.create_api_key(session, role="viewer", name="reader")
+    finally:
+        engine.dispose()
+    app = create_app(settings)
+    yield Api(
+        Client(app),
+        settings,
+        {"Authorization": f"Bearer {submitter}"},
+        {"Authorization": f"Bearer {viewer}"},
+    )
+    app.state.conveyor.engine.dispose()
+
+
+def test_all_three_formats_of_a_records_job(api: Api) -> None:
+    job_id = api.submit(ROWS)
+    assert api.run_jobs() == 1
+    assert api.client.get(f"/api/jobs/{job_id}", headers=api.viewer).json()["status"] == "succeeded"
+
+    xlsx = api.client.get(f"/api/jobs/{job_id}/report", params={"format": "xlsx"}, headers=api.viewer)
+    assert xlsx.status_code == 200, xlsx.text
+    assert xlsx.headers["content-type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert xlsx.headers["content-disposition"] == f'attachment; filename="job-{job_id}.xlsx"'
+    book = CalamineWorkbook.from_filelike(io.BytesIO(xlsx.content))
+    assert book.sheet_names == ["record", "Findings"]
+    rows = book.get_sheet_by_name("record").to_python()
+    # Column order is the data's own: PostgreSQL's jsonb keeps keys in its own order, not the file's.
+    assert rows[0][0] == "key"
+    assert sorted(rows[0][1:]) == ["amount", "day", "id", "name"]
+    cells = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    assert [(cell["name"], cell["amount"]) for cell in sorted(cells, key=lambda c: c["id"])] == [
+        ("'" + PAYLOAD, -2),
+        ("'@SUM(A1)", 3.5),
+        ("plain", 0),
+    ]
+    assert {cell["day"] for cell in cells} == {dt.date(2024, 3, day) for day in (1, 2, 3)}
+    with zipfile.ZipFile(io.BytesIO(xlsx.content)) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert not re.search(r"<f[ >]", xml)
+
+    text = api.client.get(f"/api/jobs/{job_id}/report", params={"format": "csv"}, headers=api.viewer)
+    assert text.status_code == 200
+    assert text.headers["content-type"] == "text/csv; charset=utf-8"
+    assert text.headers["content-disposition"] == f'attachment; filename="job-{job_id}.csv"'
+    assert text.content.startswith(b"\xef\xbb\xbf")
+    table = list(csv.DictReader(io.StringIO(text.content.decode("utf-8-sig"), newline="")))
+    assert sorted(row["name"] for row in table) == sorted(["'" + PAYLOAD, "'@SUM(A1)", "plain"])
+    assert {row["key"]: row["amount"] for row in table} == {"1": "-2", "2": "3.5", "3": "0"}
+
+    data = api.client.get(f"/api/jobs/{job_id}/report", params={"format": "json"}, headers=api.viewer)
+    assert data.status_code == 200
+    assert data.headers["content-type"] == "application/json"
+    assert data.headers["content-disposition"] == f'attachment; filename="job-{job_id}.json"'
+    document = orjson.loads(data.content)
+    assert document["job_id"] == job_id
+    assert document["pipeline"] == "records"
+    assert sorted((record["data"] for record in document["records"]), key=lambda row: row["id"]) == ROWS
+    assert document["findings"] == []
+
+
+def test_errors_unknown_job_unfinished_job_unknown_format_no_key(api: Api) -> None:
+    missing = api.client.get("/api/jobs/999999/report", params={"format": "csv"}, headers=api.viewer)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+    queued = api.submit(ROWS)  # not run: still queued
+    conflict = api.client.get(f"/api/jobs/{queued}/report", params={"format": "csv"}, headers=api.viewer)
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["code"] == "conflict"
+    assert "queued" in conflict.json()["error"]["message"]
+
+    bad = api.client.get(f"/api/jobs/{queued}/report", params={"format": "pdf"}, headers=api.viewer)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "validation_error"
+
+    anonymous = api.client.get(f"/api/jobs/{queued}/report")
+    assert anonymous.status_code == 401
+
+
+def test_a_failed_job_has_no_report(api: Api) -> None:
+    job_id = api.submit([])
+    response = api.client.post(
+        "/api/upload",
+        headers=api.submitter,
+        files={"file": ("broken.json", b'{"not": "closed"', "application/json")},
+        data={"pipeline": "records"},
+    )
+    assert response.status_code == 201, response.text
+    broken = response.json()["jobs"][0]["id"]
+    api.run_jobs()
+    assert api.client.get(f"/api/jobs/{broken}", headers=api.viewer).json()["status"] == "failed"
+    conflict = api.client.get(f"/api/jobs/{broken}/report", params={"format": "json"}, headers=api.viewer)
+    assert conflict.status_code == 409
+    empty = api.client.get(f"/api/jobs/{job_id}/report", params={"format": "json"}, headers=api.viewer)
+    assert empty.status_code == 200
+    assert orjson.loads(empty.content)["records"] == []
