@@ -29,8 +29,11 @@ _MONTH_FULL = "january february march april may june july august september octob
 _MONTHS = {name: index + 1 for index, full in enumerate(_MONTH_FULL.split()) for name in (full, full[:3])}
 _MONTHS["sept"] = 9
 _WEEKDAY_FULL = "monday tuesday wednesday thursday friday saturday sunday"
-_WEEKDAYS = {name: index for index, full in enumerate(_WEEKDAY_FULL.split()) for name in (full, full[:3])}
-_WEEKDAYS |= {"tues": 1, "weds": 2, "thur": 3, "thurs": 3}
+# Weekday names and their usual abbreviations, Monday 0 (as ``date.weekday()``).
+WEEKDAY_NUMBERS = {
+    name: index for index, full in enumerate(_WEEKDAY_FULL.split()) for name in (full, full[:3])
+}
+WEEKDAY_NUMBERS |= {"tues": 1, "weds": 2, "thur": 3, "thurs": 3}
 
 
 def parse_date(value: object, *, year: int | None, dayfirst: bool | None) -> tuple[dt.date, float] | None:
@@ -74,9 +77,9 @@ def _split_weekday(text: str) -> tuple[int | None, str]:
     """A weekday name before or after the date (``Tue 3/5``, ``3/5 (Tue)``) and the rest of the text."""
     words = text.replace(",", " ").split()
     for index in (0, -1):
-        if words and (name := words[index].strip("().")) in _WEEKDAYS:
+        if words and (name := words[index].strip("().")) in WEEKDAY_NUMBERS:
             del words[index]
-            return _WEEKDAYS[name], " ".join(words)
+            return WEEKDAY_NUMBERS[name], " ".join(words)
     return None, text
 
 

@@ -23,6 +23,7 @@ from typing import Final, Literal
 
 from conveyor.extractors.spreadsheet import Sheet, column_letters
 from conveyor.pipelines.timecards import values
+from conveyor.pipelines.timecards.dates import WEEKDAY_NUMBERS
 from conveyor.pipelines.timecards.layout import (
     EMPLOYEE_LABEL,
     TOTALS,
@@ -31,7 +32,7 @@ from conveyor.pipelines.timecards.layout import (
     Table,
     column_role,
 )
-from conveyor.pipelines.timecards.model import WEEKDAYS, Entry
+from conveyor.pipelines.timecards.model import Entry
 from conveyor.pipelines.timecards.punches import read_breaks, read_duration, read_punches
 from conveyor.pipelines.timecards.reading import PLAUSIBLE, normalise_text
 
@@ -48,14 +49,6 @@ DAY_OFF: Final = frozenset({"off", "-", "--", "x", "n/a", "na", "day off", "rest
 PUNCH_ROLES: Final[frozenset[Role]] = frozenset(
     {"start", "end", "break", "break_start", "break_end", "hours", "rate"}
 )
-_WEEKDAY_NAMES: Final = {
-    **{name: index for index, name in enumerate(WEEKDAYS)},
-    **{name[:3]: index for index, name in enumerate(WEEKDAYS)},
-    "tues": 1,
-    "weds": 2,
-    "thur": 3,
-    "thurs": 3,
-}
 _ZERO: Final = Decimal(0)
 
 Kind = Literal["punches", "hours"]
@@ -135,8 +128,8 @@ def weekday_of(value: object) -> int | None:
         return None
     words = text.replace(",", " ").split()
     for word in (words[0], words[-1]) if words else ():
-        if (name := word.strip("().:")) in _WEEKDAY_NAMES:
-            return _WEEKDAY_NAMES[name]
+        if (name := word.strip("().:")) in WEEKDAY_NUMBERS:
+            return WEEKDAY_NUMBERS[name]
     return None
 
 
