@@ -45,6 +45,7 @@ from conveyor.intake.jobs import (
     retry_job,
     set_legal_hold,
 )
+from conveyor.intake.review import ReviewOutcome, decide_review, review_queue
 from conveyor.intake.submissions import (
     submit_document,
     submit_from_source,
@@ -57,6 +58,7 @@ __all__ = [
     "DocumentView",
     "Page",
     "Readiness",
+    "ReviewOutcome",
     "Role",
     "audit_trail",
     "authenticate",
@@ -66,6 +68,7 @@ __all__ = [
     "cleanup",
     "create_api_key",
     "dead_letters",
+    "decide_review",
     "delete_job",
     "ensure_admin_key",
     "get_document",
@@ -81,6 +84,7 @@ __all__ = [
     "queue_stats",
     "record_audit",
     "retry_job",
+    "review_queue",
     "revoke_api_key",
     "set_legal_hold",
     "submit_document",

@@ -16,7 +16,7 @@ from conveyor.store.database import create_database_engine, read_session_factory
 from conveyor.web import errors
 from conveyor.web.dependencies import AppState
 from conveyor.web.metrics import Metrics, MetricsMiddleware
-from conveyor.web.routers import documents, health, jobs, keys, queue, reports, uploads
+from conveyor.web.routers import documents, health, jobs, keys, queue, reports, review, uploads
 from conveyor.web.routers import settings as settings_routes
 
 DESCRIPTION = """Document intake: upload files, follow their jobs, read records and findings.
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         reports.router,
         documents.router,
         queue.router,
+        review.router,
         settings_routes.router,
         keys.router,
         health.router,

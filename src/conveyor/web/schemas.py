@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from conveyor.intake import Role
 from conveyor.pipelines import secret_params
-from conveyor.store.tables import Event, SettingRow
+from conveyor.store.tables import Event, ReviewItem, SettingRow
 
 
 class JobStatus(StrEnum):
@@ -271,3 +271,65 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class ReviewItemOut(BaseModel):
+    id: int
+    job_id: int
+    pipeline: str
+    reasons: list[str]
+    status: str = Field(description="pending while open; approved, rejected or corrected once decided")
+    created_at: dt.datetime
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    decision: dict[str, Any] | None = Field(description="The decision, its comment and data, as given")
+
+    @classmethod
+    def from_row(cls, row: ReviewItem) -> ReviewItemOut:
+        return cls(
+            id=row.id,
+            job_id=row.job_id,
+            pipeline=row.pipeline,
+            reasons=[str(reason) for reason in row.reasons.get("reasons", [])],
+            status=row.status,
+            created_at=row.created_at,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+            decision=row.decision_data,
+        )
+
+
+class ReviewItemPageOut(BaseModel):
+    items: list[ReviewItemOut]
+    next_cursor: int | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class ReviewDecisionIn(BaseModel):
+    decision: Literal["approve", "reject", "correct"]
+    data: Any = Field(
+        default=None,
+        description='For correct: a timecard\'s {"entries": [{"source", "start", "end", "hours", "employee",'
+        ' "date", "rate"}]}, other pipelines\' {"records": [{"kind", "key", "data"}]}',
+    )
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class ReviewDecisionOut(BaseModel):
+    review: ReviewItemOut
+    job: JobOut
+    changed_records: int = Field(description="Records a correction changed (a timecard's weeks included)")
+    message: str
+
+
+class AuditEventOut(OrmOut):
+    id: int
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    at: dt.datetime
+
+
+class AuditEventListOut(BaseModel):
+    items: list[AuditEventOut]

@@ -85,7 +85,7 @@ class TimecardPipeline:
         weeks = [work.week for work in workings]
         findings = rules.check(entries, weeks, settings, workings=workings)
         result = PipelineResult(findings=findings)
-        result.records = [*map(_entry_record, entries), *map(_week_record, weeks)]
+        result.records = [*map(entry_record, entries), *map(week_record, weeks)]
         if any(finding.severity == "error" for finding in findings):
             result.review.ask("rule_violation")
         unsure = [entry for entry in entries if entry.confidence < options.min_confidence]
@@ -126,7 +126,7 @@ def _moment(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="minutes")
 
 
-def _entry_record(entry: Entry) -> Record:
+def entry_record(entry: Entry) -> Record:
     return Record(
         kind="entry",
         key=entry.source,
@@ -144,7 +144,7 @@ def _entry_record(entry: Entry) -> Record:
     )
 
 
-def _week_record(week: Week) -> Record:
+def week_record(week: Week) -> Record:
     return Record(
         kind="week",
         key=f"{week.employee}:{week.week_start.isoformat()}",
