@@ -27,9 +27,10 @@ from conveyor.pipelines import get_pipeline, run_pipeline
 from conveyor.queue import ClaimedJob
 from conveyor.store.blobs import BlobStore
 from conveyor.store.results import open_review, write_findings, write_records
-from conveyor.store.tables import Document
+from conveyor.store.tables import Document, SettingRow
 
 logger = logging.getLogger(__name__)
+PARAMS_SETTING_PREFIX = "params."
 
 
 class LeaseLost(ConveyorError):
@@ -109,6 +110,14 @@ def load_document(session: Session, blobs: BlobStore, document_id: int) -> Docum
     )
 
 
+def pipeline_defaults(session: Session, pipeline: str) -> dict[str, Any]:
+    """The ``params.<pipeline>`` setting: default params for every job of the pipeline, shared by
+    all processes through the database; a job's own params override them."""
+    row = session.get(SettingRow, f"{PARAMS_SETTING_PREFIX}{pipeline}")
+    value = None if row is None else row.value.get("value")
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def namespace_for(job: ClaimedJob, shared_keys: bool) -> str:
     """Shared-key pipelines upsert into a named collection; the rest keep records per job."""
     if shared_keys:
@@ -145,11 +154,12 @@ def process(job: ClaimedJob, runtime: Runtime, control: JobControl) -> str:
 
 def _run(job: ClaimedJob, runtime: Runtime, control: JobControl) -> None:
     pipeline = get_pipeline(job.pipeline)
-    params = pipeline.validate_params(job.params)
     if job.document_id is None:
         raise NotFound(f"job {job.id} has no document")
     with runtime.readers() as session:
+        defaults = pipeline_defaults(session, job.pipeline)
         document = load_document(session, runtime.blobs, job.document_id)
+    params = pipeline.validate_params({**defaults, **job.params})
     started = time.monotonic()
     result = run_pipeline(pipeline, document, params, control)
     with runtime.sessions.begin() as session:

@@ -92,3 +92,54 @@ def test_the_password_param_is_kept_for_the_worker_but_never_shown(
     assert shown.params["password"] == "********"
     assert "s3cret" not in shown.model_dump_json()
     assert view.pages[0].data["text"].strip() == "locked text"
+
+
+def test_pipeline_defaults_come_from_the_params_setting(
+    store: Store, database_url: str, tmp_path: Path
+) -> None:
+    """``params.timecard`` sets every timecard job's rules; a job's own params still win; a bad
+    value is refused naming the setting and the param."""
+    import datetime as dt
+
+    import pytest
+
+    from conveyor.errors import InputError
+    from tests.sheets import xlsx_bytes
+
+    with store.sessions.begin() as session:
+        intake.put_setting(
+            session, key="params.timecard", value={"overtime_threshold_hours": 44}, actor="ops"
+        )
+        with pytest.raises(InputError, match=r"setting 'params\.timecard': param 'workweek_start'"):
+            intake.put_setting(
+                session, key="params.timecard", value={"workweek_start": "someday"}, actor="ops"
+            )
+        with pytest.raises(InputError, match="unknown pipeline 'nope'"):
+            intake.put_setting(session, key="params.nope", value={}, actor="ops")
+    rows: list[list[object]] = [["Employee", "Date", "Time In", "Time Out", "Rate"]]
+    for day in range(4, 9):  # Monday 4 March 2024 to Friday, nine hours a day
+        rows.append(["Ada", dt.date(2024, 3, day), dt.time(8), dt.time(17), 12])
+    card = xlsx_bytes({"Week": rows})
+    with store.sessions.begin() as session:
+        default_job = intake.submit_document(
+            session, store.blobs, stream_or_blob=io.BytesIO(card), filename="a.xlsx", pipeline="timecard"
+        ).id
+        own_job = intake.submit_document(
+            session,
+            store.blobs,
+            stream_or_blob=io.BytesIO(card),
+            filename="b.xlsx",
+            pipeline="timecard",
+            params={"overtime_threshold_hours": 40},
+        ).id
+    run_jobs(database_url, tmp_path)
+    with store.sessions() as session:
+        weeks = {}
+        for job_id in (default_job, own_job):
+            job = intake.get_job(session, job_id=job_id)
+            assert job.status == "succeeded", job.error
+            [week] = [
+                row.data for row in intake.job_records(session, job_id=job_id).items if row.kind == "week"
+            ]
+            weeks[job_id] = (week["regular_hours"], week["overtime_hours"])
+    assert weeks == {default_job: (44.0, 1.0), own_job: (40.0, 5.0)}

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from conveyor import retention
 from conveyor.errors import ConveyorError, InputError, NotFound
 from conveyor.intake.access import record_audit
+from conveyor.pipelines import get_pipeline
+from conveyor.processing import PARAMS_SETTING_PREFIX
 from conveyor.store import migrate
 from conveyor.store.blobs import BlobStore
 from conveyor.store.tables import SettingRow, utcnow
@@ -32,14 +34,31 @@ def get_setting(session: Session, *, key: str) -> SettingRow:
 
 
 def validate_setting(key: str, value: Any) -> Any:
-    """Known keys are checked; unknown keys take any JSON value for now."""
+    """Known keys are checked by their own schema; unknown keys take any JSON value.
+
+    ``params.<pipeline>`` holds default params for every job of that pipeline (a job's own params
+    win), checked by the pipeline itself: ``params.timecard`` = ``{"workweek_start": "monday"}``.
+    """
     if not key or len(key) > 255:
         raise InputError("a setting key must be 1 to 255 characters")
+    if key.startswith(PARAMS_SETTING_PREFIX):
+        return _pipeline_defaults(key, value)
     if key.startswith(retention.SETTING_PREFIX):
         if not key[len(retention.SETTING_PREFIX) :]:
             raise InputError(f"setting {key!r}: name the pipeline, as in retention.records")
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InputError(f"setting {key!r} must be a positive whole number of days, not {value!r}")
+    return value
+
+
+def _pipeline_defaults(key: str, value: Any) -> Any:
+    pipeline = get_pipeline(key[len(PARAMS_SETTING_PREFIX) :])
+    if not isinstance(value, dict):
+        raise InputError(f"setting {key!r} must be an object of {pipeline.name} params, not {value!r}")
+    try:
+        pipeline.validate_params(value)
+    except InputError as error:
+        raise InputError(f"setting {key!r}: {error}") from None
     return value
 
 

@@ -30,6 +30,7 @@ from conveyor.pipelines.timecards.model import Entry, RuleSettings
 # The pipeline's own record shapes, so a corrected job's records match a freshly run one's.
 from conveyor.pipelines.timecards.pipeline import entry_record, week_record
 from conveyor.pipelines.timecards.weeks import clock_hours, week_workings
+from conveyor.processing import pipeline_defaults
 from conveyor.store.results import write_findings
 from conveyor.store.tables import FindingRow, Job, RecordRow, ReviewItem, utcnow
 
@@ -206,7 +207,7 @@ def _correct_timecard(session: Session, job: Job, data: Any) -> _Change:
             raise InputError(f"{where}.source: entry {source!r} is corrected twice")
         corrected[source] = _corrected_entry(_stored_entry(by_key[source].data), correction, where)
     entries = [corrected.get(row.key) or _stored_entry(row.data) for row in entry_rows]
-    settings = _rule_settings(job)
+    settings = _rule_settings(session, job)
     workings = week_workings(entries, settings)
     weeks = [work.week for work in workings]
     findings = rules.check(entries, weeks, settings, workings=workings)
@@ -268,8 +269,11 @@ def _correct_timecard(session: Session, job: Job, data: Any) -> _Change:
     )
 
 
-def _rule_settings(job: Job) -> RuleSettings:
-    params = get_pipeline(job.pipeline).validate_params(job.params)
+def _rule_settings(session: Session, job: Job) -> RuleSettings:
+    """The job's rules as the worker builds them: the ``params.<pipeline>`` setting as it is now,
+    overridden by the job's own params."""
+    defaults = pipeline_defaults(session, job.pipeline)
+    params = get_pipeline(job.pipeline).validate_params({**defaults, **job.params})
     return RuleSettings.model_validate(
         {name: params[name] for name in RuleSettings.model_fields if name in params}
     )

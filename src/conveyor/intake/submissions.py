@@ -97,7 +97,11 @@ def submit_uploads(
 def _check_submission(pipeline: str, params: Mapping[str, Any] | None, priority: int) -> dict[str, Any]:
     if not 1 <= priority <= 4:
         raise InputError(f"priority must be 1 (most urgent) to 4 (least), not {priority}")
-    return get_pipeline(pipeline).validate_params(dict(params or {}))
+    given = dict(params or {})
+    get_pipeline(pipeline).validate_params(given)  # refused here, before any byte is stored
+    # Kept as given, not with every default filled in: defaults not named by the job come from the
+    # ``params.<pipeline>`` setting when the job runs.
+    return given
 
 
 def _store(
