@@ -12,6 +12,7 @@ result transaction is rolled back: the job's effects are written once, by whoeve
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from conveyor.store.tables import Document, SettingRow
 
 logger = logging.getLogger(__name__)
 PARAMS_SETTING_PREFIX = "params."
+SAMPLE_RATE_SETTING_PREFIX = "review.sample_rate."
+QUALITY_SAMPLE = "quality_sample"
 
 
 class LeaseLost(ConveyorError):
@@ -116,6 +119,14 @@ def pipeline_defaults(session: Session, pipeline: str) -> dict[str, Any]:
     row = session.get(SettingRow, f"{PARAMS_SETTING_PREFIX}{pipeline}")
     value = None if row is None else row.value.get("value")
     return dict(value) if isinstance(value, dict) else {}
+
+
+def _sampled(session: Session, pipeline: str) -> bool:
+    """Quality control: the ``review.sample_rate.<pipeline>`` setting (0 to 1, default 0) is the
+    share of jobs that needed no review which a person checks anyway."""
+    row = session.get(SettingRow, f"{SAMPLE_RATE_SETTING_PREFIX}{pipeline}")
+    rate = 0.0 if row is None else float(row.value.get("value") or 0)
+    return rate > 0 and random.random() < rate
 
 
 def namespace_for(job: ClaimedJob, shared_keys: bool) -> str:
@@ -206,6 +217,8 @@ def _save(
     if control.is_cancelled():
         raise ShutdownRequested if control.shutdown.is_set() else Cancelled
     findings = write_findings(session, job_id=job.id, findings=result.findings)
+    if not result.review.required and _sampled(session, job.pipeline):
+        result.review.ask(QUALITY_SAMPLE)
     if result.review.required:
         open_review(session, job_id=job.id, pipeline=job.pipeline, reasons=result.review.reasons)
         progress.record_event(

@@ -143,3 +143,29 @@ def test_pipeline_defaults_come_from_the_params_setting(
             ]
             weeks[job_id] = (week["regular_hours"], week["overtime_hours"])
     assert weeks == {default_job: (44.0, 1.0), own_job: (40.0, 5.0)}
+
+
+def test_a_share_of_jobs_without_findings_is_sampled_into_review(
+    store: Store, database_url: str, tmp_path: Path
+) -> None:
+    import pytest
+
+    from conveyor.errors import InputError
+
+    with store.sessions.begin() as session:
+        with pytest.raises(InputError, match="must be a share from 0 to 1"):
+            intake.put_setting(session, key="review.sample_rate.document", value=1.5, actor="ops")
+        intake.put_setting(session, key="review.sample_rate.document", value=1, actor="ops")
+    sampled = submit(store, text_pdf([["checked by a person"]]), "sampled.pdf")
+    run_jobs(database_url, tmp_path)
+    with store.sessions.begin() as session:
+        intake.put_setting(session, key="review.sample_rate.document", value=0, actor="ops")
+    unsampled = submit(store, text_pdf([["not sampled"]]), "unsampled.pdf")
+    run_jobs(database_url, tmp_path)
+    with store.sessions() as session:
+        first = intake.get_job(session, job_id=sampled)
+        second = intake.get_job(session, job_id=unsampled)
+        queue = intake.review_queue(session, pipeline="document").items
+    assert (first.status, first.review_status) == ("succeeded", "pending")
+    assert (second.status, second.review_status) == ("succeeded", "none")
+    assert [(item.job_id, item.reasons["reasons"]) for item in queue] == [(sampled, ["quality_sample"])]

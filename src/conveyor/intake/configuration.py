@@ -16,7 +16,7 @@ from conveyor import retention
 from conveyor.errors import ConveyorError, InputError, NotFound
 from conveyor.intake.access import record_audit
 from conveyor.pipelines import get_pipeline
-from conveyor.processing import PARAMS_SETTING_PREFIX
+from conveyor.processing import PARAMS_SETTING_PREFIX, SAMPLE_RATE_SETTING_PREFIX
 from conveyor.store import migrate
 from conveyor.store.blobs import BlobStore
 from conveyor.store.tables import SettingRow, utcnow
@@ -43,6 +43,10 @@ def validate_setting(key: str, value: Any) -> Any:
         raise InputError("a setting key must be 1 to 255 characters")
     if key.startswith(PARAMS_SETTING_PREFIX):
         return _pipeline_defaults(key, value)
+    if key.startswith(SAMPLE_RATE_SETTING_PREFIX):
+        get_pipeline(key[len(SAMPLE_RATE_SETTING_PREFIX) :])
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise InputError(f"setting {key!r} must be a share from 0 to 1, not {value!r}")
     if key.startswith(retention.SETTING_PREFIX):
         if not key[len(retention.SETTING_PREFIX) :]:
             raise InputError(f"setting {key!r}: name the pipeline, as in retention.records")
