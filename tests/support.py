@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -13,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 # Credentials and region for boto3 against moto_server (any non-empty values do).
 S3_TEST_ENV: dict[str, str] = {
@@ -152,3 +155,24 @@ def _log_tail(log_path: Path | None, lines: int = 40) -> str:
         return ""
     tail = log_path.read_text(errors="replace").splitlines()[-lines:]
     return f"\n--- last lines of {log_path} ---\n" + "\n".join(tail)
+
+
+class AppClient:
+    """Requests to an ASGI app in this process (httpx's ASGI transport is async only)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://conveyor") as client:
+                return await client.request(method, path, **options)
+
+        return asyncio.run(send())
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("POST", path, **options)

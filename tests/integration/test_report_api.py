@@ -4,7 +4,6 @@ unknown formats get their error statuses."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
@@ -13,12 +12,9 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
 from python_calamine import CalamineWorkbook
 
 from conveyor import intake
@@ -27,6 +23,7 @@ from conveyor.store import migrate
 from conveyor.store.database import create_database_engine, session_factory
 from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
+from tests.support import AppClient
 
 PAYLOAD = "=cmd|' /C calc'!A0"
 ROWS = [
@@ -37,29 +34,8 @@ ROWS = [
 
 
 @dataclass
-class Client:
-    """Requests to the app in process (httpx's ASGI transport is async only)."""
-
-    app: FastAPI
-
-    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://conveyor") as client:
-                return await client.request(method, path, **options)
-
-        return asyncio.run(send())
-
-    def get(self, path: str, **options: Any) -> httpx.Response:
-        return self.request("GET", path, **options)
-
-    def post(self, path: str, **options: Any) -> httpx.Response:
-        return self.request("POST", path, **options)
-
-
-@dataclass
 class Api:
-    client: Client
+    client: AppClient
     settings: Settings
     submitter: dict[str, str]
     viewer: dict[str, str]
@@ -94,7 +70,7 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         engine.dispose()
     app = create_app(settings)
     yield Api(
-        Client(app),
+        AppClient(app),
         settings,
         {"Authorization": f"Bearer {submitter}"},
         {"Authorization": f"Bearer {viewer}"},

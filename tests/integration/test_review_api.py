@@ -4,7 +4,6 @@ decision is in the audit trail with its before and after."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from conveyor import intake
 from conveyor.settings import Settings
@@ -23,6 +21,7 @@ from conveyor.store.results import open_review
 from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
 from tests.sheets import xlsx_bytes
+from tests.support import AppClient
 
 HEADER = ["Employee", "Date", "Time In", "Time Out", "Rate"]
 MONDAY = dt.date(2024, 3, 4)
@@ -40,21 +39,8 @@ def week_rows(name: str, rate: float, *, missing_out: bool = True) -> list[list[
 
 
 @dataclass
-class Client:
-    app: FastAPI
-
-    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://conveyor") as client:
-                return await client.request(method, path, **options)
-
-        return asyncio.run(send())
-
-
-@dataclass
 class Api:
-    client: Client
+    client: AppClient
     settings: Settings
     keys: dict[str, dict[str, str]]
 
@@ -109,7 +95,7 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     finally:
         engine.dispose()
     app = create_app(settings)
-    yield Api(Client(app), settings, keys)
+    yield Api(AppClient(app), settings, keys)
     app.state.conveyor.engine.dispose()
 
 

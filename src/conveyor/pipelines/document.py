@@ -17,7 +17,7 @@ import base64
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.content import (
     Barcode,
@@ -42,6 +42,7 @@ from conveyor.pipelines.page_reading import (
     read_pdf_page,
     read_text_chunk,
 )
+from conveyor.pipelines.params import checked_params
 
 PDF: Final = "application/pdf"
 IMAGE_TYPES: Final = frozenset(
@@ -76,12 +77,7 @@ class DocumentPipeline:
     secret_params = frozenset({"password"})
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            checked = DocumentParams.model_validate(dict(params))
-        except ValidationError as error:
-            problem = error.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "params"
-            raise InputError(f"param {where!r}: {problem['msg']}") from None
+        checked = checked_params(DocumentParams, params)
         if checked.ocr != "never":
             try:
                 check_languages(checked.languages)

@@ -31,6 +31,7 @@ from conveyor.pipelines.timecards.layout import (
     Role,
     Table,
     column_role,
+    employee_named_in,
 )
 from conveyor.pipelines.timecards.model import Entry
 from conveyor.pipelines.timecards.punches import read_breaks, read_duration, read_punches
@@ -227,14 +228,9 @@ def _employee_label(
         if isinstance(label, str) and (match := EMPLOYEE_LABEL.match(label)):
             return match["name"].strip()
     for index in above:
-        cells = [value for value in rows[index] if value not in (None, "")]
-        for position, value in enumerate(cells):
-            if not isinstance(value, str):
-                continue
-            if match := EMPLOYEE_LABEL.match(value):
-                return match["name"].strip()
-            if column_role(value.rstrip(":")) == "employee" and position + 1 < len(cells):
-                return str(cells[position + 1]).strip()
+        name = employee_named_in(rows[index])
+        if name is not None:
+            return name
     return None
 
 

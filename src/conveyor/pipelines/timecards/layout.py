@@ -178,16 +178,23 @@ def find_tables(rows: Sequence[Sequence[object]]) -> list[Table]:
 
 
 def _label_above(rows: Sequence[Sequence[object]], header_row: int, previous_header: int) -> str | None:
-    """``Employee: Ada Lovelace`` (in one cell, or a label cell followed by the name) in the rows
-    between the previous table's header and this one, nearest first."""
+    """The employee named in the rows between the previous table's header and this one, nearest first."""
     for index in range(header_row - 1, max(previous_header, header_row - 6), -1):
-        cells = [value for value in rows[index] if value not in (None, "")]
-        for position, value in enumerate(cells):
-            if not isinstance(value, str):
-                continue
-            match = EMPLOYEE_LABEL.match(value)
-            if match:
-                return match.group("name").strip()
-            if column_role(value.rstrip(":")) == "employee" and position + 1 < len(cells):
-                return str(cells[position + 1]).strip()
+        name = employee_named_in(rows[index])
+        if name is not None:
+            return name
+    return None
+
+
+def employee_named_in(row: Sequence[object]) -> str | None:
+    """``Employee: Ada Lovelace`` in one cell, or a label cell followed by the name."""
+    cells = [value for value in row if value not in (None, "")]
+    for position, value in enumerate(cells):
+        if not isinstance(value, str):
+            continue
+        match = EMPLOYEE_LABEL.match(value)
+        if match:
+            return match.group("name").strip()
+        if column_role(value.rstrip(":")) == "employee" and position + 1 < len(cells):
+            return str(cells[position + 1]).strip()
     return None

@@ -13,13 +13,14 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from conveyor.content import DocumentInput, PipelineContext, PipelineResult, Record
 from conveyor.errors import Cancelled, InputError
 from conveyor.extractors.isolation import Deadline, sandbox_for
 from conveyor.extractors.spooling import local_file
 from conveyor.extractors.spreadsheet import Workbook, read_workbook
+from conveyor.pipelines.params import checked_params
 from conveyor.pipelines.timecards import rules
 from conveyor.pipelines.timecards.extraction import extract_entries
 from conveyor.pipelines.timecards.model import Entry, RuleSettings, Week
@@ -55,12 +56,7 @@ class TimecardPipeline:
     shared_keys = False
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            return TimecardParams.model_validate(dict(params)).model_dump(mode="json")
-        except ValidationError as error:
-            problem = error.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "params"
-            raise InputError(f"param {where!r}: {problem['msg']}") from None
+        return checked_params(TimecardParams, params).model_dump(mode="json")
 
     def run(
         self, document: DocumentInput, params: Mapping[str, Any], context: PipelineContext
