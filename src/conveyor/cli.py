@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -19,6 +19,9 @@ from conveyor import logs
 from conveyor.content import DocumentInput, Limits, OfflineContext
 from conveyor.errors import ConveyorError, InputError
 from conveyor.settings import Settings
+
+if TYPE_CHECKING:
+    from conveyor.ai import LanguageModel
 
 app = typer.Typer(help="Conveyor: document intake and extraction.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -185,13 +188,17 @@ def _parse_params(values: list[str]) -> dict[str, Any]:
 
 
 def extract_one(
-    document: DocumentInput, pipeline_name: str, params: dict[str, Any], limits: Limits | None = None
+    document: DocumentInput,
+    pipeline_name: str,
+    params: dict[str, Any],
+    limits: Limits | None = None,
+    language_model: LanguageModel | None = None,
 ) -> dict[str, Any]:
     """Run a pipeline on one file in this process; the DESIGN §4b result object."""
     from conveyor.pipelines import get_pipeline, run_pipeline
 
     pipeline = get_pipeline(pipeline_name)
-    context = OfflineContext(limits)
+    context = OfflineContext(limits, language_model)
     result = run_pipeline(pipeline, document, pipeline.validate_params(params), context)
     records = [record.as_json() for record in result.records]
     return {
@@ -213,12 +220,15 @@ def extract(
 ) -> None:
     """Run a pipeline in-process on local files, no server needed."""
     from conveyor.extractors.spooling import local_document
+    from conveyor.worker import configured_model
 
-    limits = Limits(**_settings().limit_values())
+    settings = _settings()
+    limits = Limits(**settings.limit_values())
     failed = False
     try:
         params = _parse_params(param or [])
-    except InputError as error:
+        model = configured_model(settings)
+    except (InputError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     for path in files:
@@ -226,7 +236,7 @@ def extract(
         try:
             document = local_document(path)
             described = document.describe()
-            output = extract_one(document, pipeline, params, limits)
+            output = extract_one(document, pipeline, params, limits, model)
         except (ConveyorError, OSError) as error:
             failed = True
             code = error.code if isinstance(error, ConveyorError) else "io_error"

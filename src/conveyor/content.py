@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from conveyor.ai.model import LanguageModel
 
 Severity = Literal["info", "warning", "error"]
 PageSource = Literal["text-layer", "ocr", "none"]
@@ -176,6 +179,11 @@ class PipelineContext(Protocol):
     @property
     def limits(self) -> Limits: ...
 
+    @property
+    def language_model(self) -> LanguageModel | None:
+        """The configured model for the few readings that may ask one (None: no provider, offline)."""
+        ...
+
     def emit(self, event_type: str, **data: Any) -> None: ...
 
     def is_cancelled(self) -> bool: ...
@@ -186,9 +194,10 @@ class PipelineContext(Protocol):
 class OfflineContext:
     """The context for in-process runs (``conveyor extract``, tests): events are kept in a list."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, language_model: LanguageModel | None = None) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.limits = limits or Limits()
+        self.language_model = language_model
 
     def emit(self, event_type: str, **data: Any) -> None:
         self.events.append((event_type, data))

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import progress, queue
+from conveyor.ai import LanguageModel
 from conveyor.content import DocumentInput, Limits, PipelineResult
 from conveyor.errors import Cancelled, ConveyorError, NotFound
 from conveyor.logs import bound
@@ -67,6 +68,7 @@ class JobControl:
     progress_value: int = 0
     deferred: list[tuple[str, dict[str, Any]]] | None = None
     limits: Limits = field(default_factory=Limits)
+    language_model: LanguageModel | None = None
 
     def emit(self, event_type: str, **data: Any) -> None:
         if self.lost.is_set():
@@ -96,6 +98,7 @@ class Runtime:
     worker_id: str
     backoff: queue.Backoff
     limits: Limits = field(default_factory=Limits)
+    language_model: LanguageModel | None = None
 
 
 def load_document(session: Session, blobs: BlobStore, document_id: int) -> DocumentInput:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,24 @@ class Settings(BaseSettings):
         }
         values["parse_workers"] = self.parse_workers
         return values
+
+    # The optional language model for timecard extraction (conveyor.ai): none unless a provider is set.
+    ai_provider: Literal["anthropic", "bedrock", "openai"] | None = None
+    ai_model: str | None = None
+    ai_base_url: str | None = None
+    ai_api_key: SecretStr | None = None
+    ai_region: str | None = None
+    ai_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    def model_values(self) -> dict[str, Any] | None:
+        """The ``ai_*`` fields without their prefix (``ModelSettings(**...)``), None without a provider."""
+        if self.ai_provider is None:
+            return None
+        return {
+            name.removeprefix("ai_"): getattr(self, name)
+            for name in type(self).model_fields
+            if name.startswith("ai_") and getattr(self, name) is not None
+        }
 
     @property
     def resolved_database_url(self) -> str:

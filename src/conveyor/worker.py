@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import logs, processing, progress, queue
+from conveyor.ai import LanguageModel, ModelSettings, language_model
 from conveyor.content import Limits
 from conveyor.errors import TransientError
 from conveyor.processing import JobControl, Runtime
@@ -157,6 +158,12 @@ class Waker:
             self.connection = None
 
 
+def configured_model(settings: Settings) -> LanguageModel | None:
+    """The ``CONVEYOR_AI_*`` model, built once per process; None (the default) keeps everything offline."""
+    values = settings.model_values()
+    return None if values is None else language_model(ModelSettings(**values))
+
+
 class WorkerProcess:
     """The loop of one worker process."""
 
@@ -174,6 +181,7 @@ class WorkerProcess:
             worker_id=self.worker_id,
             backoff=queue.Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
             limits=Limits(**settings.limit_values()),
+            language_model=configured_model(settings),
         )
         self.stopping = threading.Event()
         self.aborting = threading.Event()
@@ -274,7 +282,13 @@ class WorkerProcess:
 
     def run_claimed(self, jobs: list[ClaimedJob]) -> int:
         for job in jobs:
-            control = JobControl(self.sessions, job.id, job.batch_id, limits=self.runtime.limits)
+            control = JobControl(
+                self.sessions,
+                job.id,
+                job.batch_id,
+                limits=self.runtime.limits,
+                language_model=self.runtime.language_model,
+            )
             self.heartbeat.hold(job.id, control)
         done = 0
         try:

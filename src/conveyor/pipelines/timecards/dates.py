@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 
 from conveyor.pipelines.timecards.reading import (
     AMBIGUOUS,
+    CACHED_CELLS,
     CERTAIN,
     EXCEL_EPOCH,
     FIRST_REAL_DAY,
@@ -36,6 +38,7 @@ WEEKDAY_NUMBERS = {
 WEEKDAY_NUMBERS |= {"tues": 1, "weds": 2, "thur": 3, "thurs": 3}
 
 
+@functools.lru_cache(maxsize=CACHED_CELLS, typed=True)
 def parse_date(value: object, *, year: int | None, dayfirst: bool | None) -> tuple[dt.date, float] | None:
     """A calendar day; None for weekday names alone and for day-and-month without ``year``.
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+from conveyor.extractors.cells import sheet_prefix
 from conveyor.extractors.spreadsheet import Sheet, column_letters
 from conveyor.pipelines.timecards import values
 from conveyor.pipelines.timecards.grid import find_grids, grid_entries, outside_grids
@@ -24,6 +25,7 @@ from conveyor.pipelines.timecards.punches import at, read_breaks, read_duration,
 
 # Punches and an hours column may differ by rounding to the quarter hour; beyond this they disagree.
 HOURS_TOLERANCE: Final = Decimal("0.26")
+YEAR_SAMPLE: Final = 5_000
 
 
 @dataclass(slots=True)
@@ -45,74 +47,87 @@ def extract_entries(sheets: Sequence[Sheet], *, year: int | None = None) -> list
 
 
 def infer_year(sheets: Sequence[Sheet]) -> int | None:
-    """The most common year among the full dates on the sheets (for dates written without one)."""
+    """The most common year among the full dates on the sheets (for dates written without one).
+
+    The first YEAR_SAMPLE dates decide: a sheet's dates span a pay period or a few, and counting a
+    hundred thousand more would only confirm it.
+    """
     years: Counter[int] = Counter()
+    counted = 0
     for sheet in sheets:
         for row in sheet.rows:
             for value in row:
+                if value is None:
+                    continue
                 if isinstance(value, dt.date):
                     years[value.year] += 1
                 elif isinstance(value, str) and (
                     parsed := values.parse_date(value, year=None, dayfirst=None)
                 ):
                     years[parsed[0].year] += 1
+                else:
+                    continue
+                counted += 1
+                if counted >= YEAR_SAMPLE:
+                    return years.most_common(1)[0][0]
     return years.most_common(1)[0][0] if years else None
 
 
 def _table_entries(sheet: Sheet, table: Table, year: int | None) -> Iterator[Entry]:
     carried = _Carried(employee=table.employee)
+    positions = tuple(table.columns.items())
+    labels = sorted(table.columns.values())[:2]
+    first, last = min(table.columns.values()), max(table.columns.values())
+    prefix, first_letters, last_letters = (
+        sheet_prefix(sheet.name),
+        column_letters(first),
+        column_letters(last),
+    )
     for index in range(table.first_row, table.last_row + 1):
         row = sheet.rows[index]
-        if _is_blank(row) or _is_totals(row, table):
+        cells = _cells(row, positions)
+        if not cells or _is_totals(row, cells, labels):
             continue
-        entry = _entry(sheet, table, index, row, carried, year)
+        entry = _entry(cells, carried, year, f"{prefix}{first_letters}{index + 1}:{last_letters}{index + 1}")
         if entry is not None:
             yield entry
 
 
-def _cell(row: Sequence[object], table: Table, role: Role) -> object:
-    column = table.columns.get(role)
-    if column is None or column >= len(row):
-        return None
-    value = row[column]
-    return None if isinstance(value, str) and not value.strip() else value
+def _cells(row: Sequence[object], positions: tuple[tuple[Role, int], ...]) -> dict[Role, object]:
+    """The row's value of each role the table has; blank cells (None, spaces) left out."""
+    width = len(row)
+    cells: dict[Role, object] = {}
+    for role, column in positions:
+        if column < width:
+            value = row[column]
+            if value is not None and not (value.__class__ is str and not value.strip()):
+                cells[role] = value
+    return cells
 
 
-def _cells(row: Sequence[object], table: Table, roles: tuple[Role, ...]) -> dict[Role, object]:
-    return {role: _cell(row, table, role) for role in roles}
+def _is_totals(row: Sequence[object], cells: dict[Role, object], labels: list[int]) -> bool:
+    width = len(row)
+    for column in labels:
+        if column < width and isinstance(value := row[column], str) and TOTALS.match(value):
+            return True
+    return not ("start" in cells or "end" in cells or "date" in cells or "start_date" in cells)
 
 
-def _is_blank(row: Sequence[object]) -> bool:
-    return all(value is None or (isinstance(value, str) and not value.strip()) for value in row)
+_WORKING: Final[tuple[Role, ...]] = ("date", "start_date", "start", "end", "hours")
+_PUNCHED: Final[tuple[Role, ...]] = ("start", "end", "hours")
 
 
-def _is_totals(row: Sequence[object], table: Table) -> bool:
-    first_columns = sorted(table.columns.values())[:2]
-    labels = [row[column] for column in first_columns if column < len(row)]
-    if any(isinstance(value, str) and TOTALS.match(value) for value in labels):
-        return True
-    return (
-        _cell(row, table, "start") is None
-        and _cell(row, table, "end") is None
-        and (_cell(row, table, "date") is None and _cell(row, table, "start_date") is None)
-    )
-
-
-def _entry(
-    sheet: Sheet, table: Table, index: int, row: Sequence[object], carried: _Carried, year: int | None
-) -> Entry | None:
-    working: tuple[Role, ...] = ("date", "start_date", "start", "end", "hours")
-    if all(_cell(row, table, role) is None for role in working):
+def _entry(cells: dict[Role, object], carried: _Carried, year: int | None, source: str) -> Entry | None:
+    if not any(role in cells for role in _WORKING):
         return None  # a label or note between tables ("Employee: Grace Hopper")
     confidences: list[float] = []
-    employee = _text(_cell(row, table, "employee")) or _text(_cell(row, table, "employee_id"))
+    employee = _text(cells.get("employee")) or _text(cells.get("employee_id"))
     if employee:
         carried.employee = employee
     else:
         confidences.append(0.9 if carried.employee else 0.3)
-    date = _date(row, table, year, confidences)
-    punched: tuple[Role, ...] = ("start", "end", "hours")
-    if date is None and all(_cell(row, table, role) is None for role in punched):
+    date = _date(cells, year, confidences)
+    if date is None and not any(role in cells for role in _PUNCHED):
         return None  # text in the date column and nothing else: a label, not a day worked
     if date is not None:
         carried.date = date
@@ -121,19 +136,18 @@ def _entry(
         confidences.append(0.8)
     else:
         return None
-    start, end = _punches(row, table, date, confidences)
-    breaks = read_breaks(_cells(row, table, ("break_start", "break_end", "break")), start, confidences)
-    sheet_hours = read_duration(_cell(row, table, "hours"), confidences)
+    start, end = _punches(cells, date, confidences)
+    breaks = read_breaks(cells, start, confidences)
+    sheet_hours = read_duration(cells.get("hours"), confidences)
     if start is not None and end is not None:
         hours = values.worked_hours(start, end, breaks)
         if sheet_hours is not None and abs(sheet_hours - hours) > HOURS_TOLERANCE:
             confidences.append(0.5)
     else:
         hours = sheet_hours if sheet_hours is not None else Decimal(0)
-    rate_cell = values.parse_money(_cell(row, table, "rate"))
+    rate_cell = values.parse_money(cells.get("rate"))
     if rate_cell is not None:
         confidences.append(rate_cell[1])
-    first, last = min(table.columns.values()), max(table.columns.values())
     return Entry(
         employee=carried.employee or UNKNOWN_EMPLOYEE,
         date=date,
@@ -141,8 +155,8 @@ def _entry(
         end=end,
         hours=hours,
         rate=rate_cell[0] if rate_cell else None,
-        source=f"{sheet.ref(index, first)}:{column_letters(last)}{index + 1}",
-        confidence=min([1.0, *confidences]),
+        source=source,
+        confidence=min(confidences, default=1.0),
         break_hours=breaks
         if isinstance(breaks, Decimal)
         else sum((values.worked_hours(b_start, b_end, Decimal(0)) for b_start, b_end in breaks), Decimal(0)),
@@ -156,10 +170,10 @@ def _text(value: object) -> str | None:
     return text.strip() or None
 
 
-def _date(row: Sequence[object], table: Table, year: int | None, confidences: list[float]) -> dt.date | None:
+def _date(cells: dict[Role, object], year: int | None, confidences: list[float]) -> dt.date | None:
     roles: tuple[Role, ...] = ("date", "start_date")
     for role in roles:
-        value = _cell(row, table, role)
+        value = cells.get(role)
         if value is None:
             continue
         if isinstance(value, dt.datetime):
@@ -172,11 +186,11 @@ def _date(row: Sequence[object], table: Table, year: int | None, confidences: li
 
 
 def _punches(
-    row: Sequence[object], table: Table, date: dt.date, confidences: list[float]
+    cells: dict[Role, object], date: dt.date, confidences: list[float]
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
-    start = read_time(_cell(row, table, "start"), confidences)
-    end = read_time(_cell(row, table, "end"), confidences)
-    end_date = _cell(row, table, "end_date")
+    start = read_time(cells.get("start"), confidences)
+    end = read_time(cells.get("end"), confidences)
+    end_date = cells.get("end_date")
     if isinstance(start, dt.datetime) and isinstance(end, dt.datetime):
         return start, end
     if start is None or end is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Final, Literal
 
 from conveyor.extractors.spreadsheet import Sheet, column_letters
 from conveyor.pipelines.timecards import values
-from conveyor.pipelines.timecards.dates import WEEKDAY_NUMBERS
+from conveyor.pipelines.timecards.dates import WEEKDAY_NUMBERS, parse_date
 from conveyor.pipelines.timecards.layout import (
     EMPLOYEE_LABEL,
     TOTALS,
@@ -35,11 +36,12 @@ from conveyor.pipelines.timecards.layout import (
 )
 from conveyor.pipelines.timecards.model import Entry
 from conveyor.pipelines.timecards.punches import read_breaks, read_duration, read_punches
-from conveyor.pipelines.timecards.reading import PLAUSIBLE, normalise_text
+from conveyor.pipelines.timecards.reading import CACHED_CELLS, PLAUSIBLE, normalise_text
 
 MIN_DAYS: Final = 3
 # How far above a grid's header its employee and week labels are looked for.
 LABEL_ROWS: Final = 5
+_NEVER_DAYS: Final = frozenset({int, float, bool, dt.time, dt.timedelta})
 INFERRED_DATE: Final = PLAUSIBLE  # a weekday placed in a week: right unless the label is wrong
 WEEK_LABEL: Final = re.compile(
     r"^\s*(?:for\s+)?(?:the\s+)?(?:work\s*)?week\s*(?P<kind>of|beginning|starting|commencing|"
@@ -120,23 +122,36 @@ def find_grids(rows: Sequence[Sequence[object]], *, year: int | None) -> list[Gr
 
 
 def weekday_of(value: object) -> int | None:
-    """The weekday (Monday 0) a header cell names: ``Mon``, ``Tuesday 3/5``, ``3/5 (Tue)``, a date."""
+    """The weekday (Monday 0) a header cell names: ``Mon``, ``Tuesday 3/5``, ``3/5 (Tue)``, a date,
+    or a date as text with its year (a CSV's header cells are all text)."""
     if isinstance(value, dt.datetime):
         return value.weekday() if value.time() == dt.time(0) and value.year > 1900 else None
     if isinstance(value, dt.date):
         return value.weekday()
-    if not isinstance(value, str) or not (text := normalise_text(value)):
+    return _weekday_of_text(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=CACHED_CELLS)
+def _weekday_of_text(value: str) -> int | None:
+    """Cached: every row of every sheet is looked at for day names, and rows repeat their text."""
+    if not (text := normalise_text(value)):
         return None
     words = text.replace(",", " ").split()
     for word in (words[0], words[-1]) if words else ():
         if (name := word.strip("().:")) in WEEKDAY_NUMBERS:
             return WEEKDAY_NUMBERS[name]
+    if text[0].isdigit() and (parsed := parse_date(text, year=None, dayfirst=None)) is not None:
+        return parsed[0].weekday()
     return None
 
 
 def _day_cells(row: Sequence[object]) -> dict[int, int]:
     """Column to weekday for the row's day cells; empty unless they name distinct weekdays."""
-    cells = {column: day for column, value in enumerate(row) if (day := weekday_of(value)) is not None}
+    cells = {
+        column: day
+        for column, value in enumerate(row)
+        if value is not None and value.__class__ not in _NEVER_DAYS and (day := weekday_of(value)) is not None
+    }
     return cells if len(set(cells.values())) == len(cells) else {}
 
 

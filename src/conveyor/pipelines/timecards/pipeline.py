@@ -8,6 +8,7 @@ findings out, with review asked for when a rule finds an error or extraction is 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -17,15 +18,19 @@ from pydantic import ConfigDict, Field
 
 from conveyor.content import DocumentInput, PipelineContext, PipelineResult, Record
 from conveyor.errors import Cancelled, InputError
+from conveyor.extractors.cells import gc_paused
 from conveyor.extractors.isolation import Deadline, sandbox_for
 from conveyor.extractors.spooling import local_file
 from conveyor.extractors.spreadsheet import Workbook, read_workbook
 from conveyor.pipelines.params import checked_params
 from conveyor.pipelines.timecards import rules
+from conveyor.pipelines.timecards.assisted import Assisted, assisted_entries
 from conveyor.pipelines.timecards.extraction import extract_entries
 from conveyor.pipelines.timecards.model import Entry, RuleSettings, Week
+from conveyor.pipelines.timecards.reading import CACHED_CELLS
 from conveyor.pipelines.timecards.weeks import week_workings
 
+CENT: Final = Decimal("0.01")
 SPREADSHEETS: Final = frozenset(
     {
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -47,6 +52,8 @@ class TimecardParams(RuleSettings):
 
     year: int | None = Field(default=None, ge=1900, le=2200)
     min_confidence: float = Field(default=0.7, ge=0, le=1)
+    # Ask the configured language model (if any) about rows read with less than min_confidence.
+    use_model: bool = True
 
 
 class TimecardPipeline:
@@ -70,7 +77,23 @@ class TimecardPipeline:
         workbook = _read(document, context)
         if context.is_cancelled():
             raise Cancelled
+        # Hundreds of thousands of small acyclic objects (entries, Decimals, datetimes, records) are
+        # made beside the workbook's cells; the cyclic collector would walk that growing heap again
+        # and again, a third of the run, and find nothing.
+        with gc_paused():
+            return self._result(workbook, document, options, context)
+
+    def _result(
+        self, workbook: Workbook, document: DocumentInput, options: TimecardParams, context: PipelineContext
+    ) -> PipelineResult:
         entries = extract_entries(workbook.sheets, year=options.year)
+        model = context.language_model if options.use_model else None
+        assisted = (
+            Assisted(entries)
+            if model is None
+            else assisted_entries(model, workbook.sheets, entries, min_confidence=options.min_confidence)
+        )
+        entries = assisted.entries
         if not entries:
             raise InputError(
                 f"{document.filename}: no timecard table found (a header row naming at least a date or"
@@ -80,19 +103,22 @@ class TimecardPipeline:
         workings = week_workings(entries, settings)
         weeks = [work.week for work in workings]
         findings = rules.check(entries, weeks, settings, workings=workings)
-        result = PipelineResult(findings=findings)
+        result = PipelineResult(findings=[*assisted.findings, *findings])
         result.records = [*map(entry_record, entries), *map(week_record, weeks)]
         if any(finding.severity == "error" for finding in findings):
             result.review.ask("rule_violation")
         unsure = [entry for entry in entries if entry.confidence < options.min_confidence]
         if unsure:
             result.review.ask("low_confidence")
+        if assisted.model_rows:
+            result.review.ask("model_extracted")
         result.summary = {
             "entries": len(entries),
             "employees": len({entry.employee for entry in entries}),
             "weeks": len(weeks),
             "hours": _number(sum((entry.hours for entry in entries), Decimal(0))),
             "low_confidence_entries": len(unsure),
+            "model_rows": assisted.model_rows,
             "findings_by_rule": _count(finding.rule for finding in findings),
         }
         return result
@@ -114,8 +140,10 @@ def _read(document: DocumentInput, context: PipelineContext) -> Workbook:
     return workbook
 
 
+@functools.lru_cache(maxsize=CACHED_CELLS)
 def _number(value: Decimal | None) -> float | None:
-    return None if value is None else float(value.quantize(Decimal("0.01")))
+    """Cached: a sheet's hours and rates take few distinct values over many rows."""
+    return None if value is None else float(value.quantize(CENT))
 
 
 def _moment(value: dt.datetime | None) -> str | None:

@@ -19,6 +19,9 @@ SERIAL_RANGE = (20_000, 80_000)
 # a count) as dates before 1900-03-01, day 1 being 1900-01-01: never a timecard's calendar day.
 CALAMINE_DAY_ONE = dt.datetime(1899, 12, 31)
 FIRST_REAL_DAY = dt.datetime(1900, 3, 1)
+# Cell readings are cached per distinct value: a timecard repeats its names, days, clock times and
+# rates on thousands of rows, and a reading depends on nothing but the value and the flags given.
+CACHED_CELLS = 65_536
 _MAX_TEXT = 64  # longer cells are notes, not values; also keeps the regular expressions cheap
 
 

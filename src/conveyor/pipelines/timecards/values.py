@@ -15,6 +15,7 @@ exact quantity for adding parts of a shift.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from decimal import Decimal
 from conveyor.pipelines.timecards.dates import parse_date as parse_date
 from conveyor.pipelines.timecards.reading import (
     AMBIGUOUS,
+    CACHED_CELLS,
     CALAMINE_DAY_ONE,
     CERTAIN,
     EXCEL_EPOCH,
@@ -41,6 +43,7 @@ MAX_DURATION_HOURS = Decimal(168)  # a week: longer is a total or a misread, not
 SECONDS_PER_HOUR = Decimal(3600)
 _MS_PER_DAY = 86_400_000
 _ZERO = Decimal(0)
+_ONE_DAY = dt.timedelta(days=1)
 
 _NAMED_TIMES = {"noon": dt.time(12), "12 noon": dt.time(12), "midday": dt.time(12)}
 _NAMED_TIMES |= {"midnight": dt.time(0), "12 midnight": dt.time(0)}
@@ -69,6 +72,7 @@ _AMOUNT = re.compile(r"\d[\d.,' ]*|[.,]\d+")
 _GROUPING = re.compile(r"[.,' ]")
 
 
+@functools.lru_cache(maxsize=CACHED_CELLS, typed=True)
 def parse_time(value: object, *, is_time_column: bool = False) -> TimeReading:
     """A time of day, or a datetime when the cell carries its own date (an ISO timestamp, a serial).
 
@@ -99,6 +103,7 @@ def parse_time(value: object, *, is_time_column: bool = False) -> TimeReading:
     return None
 
 
+@functools.lru_cache(maxsize=CACHED_CELLS, typed=True)
 def parse_duration(value: object, *, is_fraction_of_day: bool = False) -> tuple[Decimal, float] | None:
     """Hours worked, as an exact Decimal; None when negative, over a week (168 h), or not a duration.
 
@@ -132,6 +137,7 @@ def parse_duration(value: object, *, is_fraction_of_day: bool = False) -> tuple[
     return None
 
 
+@functools.lru_cache(maxsize=CACHED_CELLS, typed=True)
 def parse_money(value: object) -> tuple[Decimal, float] | None:
     """An amount in any currency (the symbol is dropped), ``/hr`` allowed after it; may be negative.
 
@@ -169,12 +175,16 @@ def combine(
     An end equal to the start stays a zero-length shift rather than 24 hours: on a timecard that is a
     punch typed twice, which the rules should see, not a day's pay. A datetime keeps its own date.
     """
+    if type(start) is dt.time and type(end) is dt.time and start.tzinfo is None is end.tzinfo:
+        # Nearly every row: two naive clock times (the general path below, without its copies).
+        begin, finish = dt.datetime.combine(date, start), dt.datetime.combine(date, end)
+        return begin, (finish + _ONE_DAY if finish < begin else finish)
     begin = start if isinstance(start, dt.datetime) else dt.datetime.combine(date, start)
     begin = begin.replace(tzinfo=None)
     if isinstance(end, dt.datetime):
         return begin, end.replace(tzinfo=None)
     finish = dt.datetime.combine(begin.date(), end.replace(tzinfo=None))
-    return begin, (finish + dt.timedelta(days=1) if finish < begin else finish)
+    return begin, (finish + _ONE_DAY if finish < begin else finish)
 
 
 def worked_seconds(
@@ -203,7 +213,17 @@ def worked_hours(
     start: dt.datetime, end: dt.datetime, breaks: Sequence[tuple[dt.datetime, dt.datetime]] | Decimal = _ZERO
 ) -> Decimal:
     """``worked_seconds`` in hours (one division by 3600, not rounded)."""
+    if isinstance(breaks, Decimal):
+        return _span_hours(end - start, breaks)
     return worked_seconds(start, end, breaks) / SECONDS_PER_HOUR
+
+
+@functools.lru_cache(maxsize=CACHED_CELLS)
+def _span_hours(span: dt.timedelta, breaks: Decimal) -> Decimal:
+    """Cached: shifts of the same length with the same break recur on every sheet."""
+    if span <= dt.timedelta(0):
+        return _ZERO
+    return max(_seconds(span) - breaks * SECONDS_PER_HOUR, _ZERO) / SECONDS_PER_HOUR
 
 
 def _decimal(number: int | float) -> Decimal:
