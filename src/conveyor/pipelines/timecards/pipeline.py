@@ -74,13 +74,13 @@ class TimecardPipeline:
                 f"{document.filename}: the timecard pipeline reads spreadsheets (xlsx, xlsm, xls, ods,"
                 f" csv); this file's content is {document.media_type}"
             )
-        workbook = _read(document, context)
-        if context.is_cancelled():
-            raise Cancelled
-        # Hundreds of thousands of small acyclic objects (entries, Decimals, datetimes, records) are
-        # made beside the workbook's cells; the cyclic collector would walk that growing heap again
-        # and again, a third of the run, and find nothing.
+        # Hundreds of thousands of small acyclic objects (the workbook's cells as they arrive from the
+        # parser, entries, Decimals, datetimes, records): the cyclic collector would walk that growing
+        # heap again and again, a third of the run, and find nothing.
         with gc_paused():
+            workbook = _read(document, context)
+            if context.is_cancelled():
+                raise Cancelled
             return self._result(workbook, document, options, context)
 
     def _result(
