@@ -42,6 +42,7 @@ MIN_DAYS: Final = 3
 # How far above a grid's header its employee and week labels are looked for.
 LABEL_ROWS: Final = 5
 _NEVER_DAYS: Final = frozenset({int, float, bool, dt.time, dt.timedelta})
+_MAYBE_DAYS: Final = frozenset({str, dt.date, dt.datetime})
 INFERRED_DATE: Final = PLAUSIBLE  # a weekday placed in a week: right unless the label is wrong
 WEEK_LABEL: Final = re.compile(
     r"^\s*(?:for\s+)?(?:the\s+)?(?:work\s*)?week\s*(?P<kind>of|beginning|starting|commencing|"
@@ -111,7 +112,12 @@ def find_grids(rows: Sequence[Sequence[object]], *, year: int | None) -> list[Gr
     grids: list[Grid] = []
     index = 0
     while index < len(rows):
-        day_cells = _day_cells(rows[index])
+        row = rows[index]
+        # Most rows hold fewer than MIN_DAYS cells that could name a day at all: skip them unread.
+        if sum(value.__class__ in _MAYBE_DAYS for value in row) < MIN_DAYS:
+            index += 1
+            continue
+        day_cells = _day_cells(row)
         if len(day_cells) < MIN_DAYS:
             index += 1
             continue
