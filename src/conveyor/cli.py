@@ -314,6 +314,54 @@ def submit(
         raise typer.Exit(1)
 
 
+@app.command()
+def scan(
+    path: Annotated[Path, typer.Argument(help="A folder or a zip of PDFs.")],
+    pattern: Annotated[str | None, typer.Option(help="A regular expression for the codes.")] = None,
+    targets: Annotated[Path | None, typer.Option(help="An xlsx/xls/csv list of codes to look for.")] = None,
+    target_column: Annotated[str | None, typer.Option(help="The targets' column: header or letter.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the xlsx report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary and matches as JSON.")] = False,
+    ocr: Annotated[bool, typer.Option(help="OCR pages without a text layer.")] = True,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    chunk_size: Annotated[int | None, typer.Option(help="Files per job.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Scan a folder or zip for codes as a batch, with live progress; no server needed."""
+    from rich.console import Console
+
+    from conveyor import scanning
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    request = scanning.ScanRequest(path, pattern, targets, target_column, report, ocr, workers, chunk_size)
+    console = Console(stderr=as_json)
+    with _errors_to_exit(), _database(settings) as sessions:
+        outcome = scanning.run_scan(settings, sessions, request, console)
+    last = outcome.last_event
+    if as_json:
+        summary = {
+            "batch": outcome.batch_id,
+            "status": "completed" if last.get("type") == "COMPLETE" else last.get("code", "failed"),
+            **{name: last.get(name) for name in ("total", "processed", "failed", "matches")},
+            "report": str(report) if report else None,
+            "matches": outcome.matches,
+            "failed_files": [
+                {"file": error.get("file"), "message": error.get("message")}
+                for error in outcome.errors
+                if error.get("file")
+            ],
+        }
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        console.print(
+            f"batch {outcome.batch_id}: {last.get('processed')} scanned, {last.get('failed')} failed,"
+            f" {last.get('matches')} matches" + (f"; report {report}" if report else "")
+        )
+    if last.get("type") != "COMPLETE":
+        raise typer.Exit(1)
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="admin, reviewer, submitter or viewer.")],

@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,25 +23,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import progress, queue
 from conveyor.ai import LanguageModel
-from conveyor.content import DocumentInput, Limits, PipelineResult
+from conveyor.batching import runs as batch_runs
+from conveyor.batching.links import Links
+from conveyor.batching.runs import BatchRuntime, LeaseLost
+from conveyor.content import Limits, PipelineResult
 from conveyor.errors import Cancelled, ConveyorError, NotFound
 from conveyor.logs import bound
 from conveyor.pipelines import get_pipeline, run_pipeline
 from conveyor.queue import ClaimedJob
 from conveyor.store.blobs import BlobStore
+from conveyor.store.documents import load_document
 from conveyor.store.results import open_review, write_findings, write_records
-from conveyor.store.tables import Document, SettingRow
+from conveyor.store.tables import SettingRow
 
 logger = logging.getLogger(__name__)
 PARAMS_SETTING_PREFIX = "params."
 SAMPLE_RATE_SETTING_PREFIX = "review.sample_rate."
 QUALITY_SAMPLE = "quality_sample"
-
-
-class LeaseLost(ConveyorError):
-    """Another worker owns this job now; this run's results are discarded."""
-
-    code = "lease_lost"
 
 
 class ShutdownRequested(ConveyorError):
@@ -61,7 +60,6 @@ class JobControl:
 
     sessions: sessionmaker[Session]
     job_id: int
-    batch_id: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     shutdown: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
@@ -77,9 +75,7 @@ class JobControl:
             self.deferred.append((event_type, data))
             return
         with self.sessions.begin() as session:
-            progress.record_event(
-                session, type=event_type, job_id=self.job_id, batch_id=self.batch_id, data=data
-            )
+            progress.record_event(session, type=event_type, job_id=self.job_id, data=data)
 
     def is_cancelled(self) -> bool:
         return self.cancel.is_set() or self.shutdown.is_set() or self.lost.is_set()
@@ -99,21 +95,12 @@ class Runtime:
     backoff: queue.Backoff
     limits: Limits = field(default_factory=Limits)
     language_model: LanguageModel | None = None
+    links: Callable[[], Links] | None = None
 
-
-def load_document(session: Session, blobs: BlobStore, document_id: int) -> DocumentInput:
-    document = session.get(Document, document_id)
-    if document is None:
-        raise NotFound(f"document {document_id} not found")
-    key = document.blob_key
-    return DocumentInput(
-        filename=document.filename,
-        media_type=document.media_type,
-        sha256=document.sha256,
-        size=document.size,
-        open=lambda: blobs.open(key),
-        path=blobs.local_path(key),
-    )
+    def for_batches(self) -> BatchRuntime:
+        if self.links is None:
+            raise ConveyorError("this worker was started without batch links")
+        return BatchRuntime(self.sessions, self.readers, self.blobs, self.worker_id, self.links)
 
 
 def pipeline_defaults(session: Session, pipeline: str) -> dict[str, Any]:
@@ -167,6 +154,13 @@ def process(job: ClaimedJob, runtime: Runtime, control: JobControl) -> str:
 
 
 def _run(job: ClaimedJob, runtime: Runtime, control: JobControl) -> None:
+    if batch_runs.is_batch_job(job):
+        summary = batch_runs.run(job, runtime.for_batches(), control)
+        with runtime.sessions.begin() as session:
+            progress.record_event(session, type="COMPLETE", job_id=job.id, data=summary)
+            if not queue.finish(session, job_id=job.id, worker_id=runtime.worker_id, summary=summary):
+                raise LeaseLost
+        return
     pipeline = get_pipeline(job.pipeline)
     if job.document_id is None:
         raise NotFound(f"job {job.id} has no document")
@@ -187,12 +181,8 @@ def _run(job: ClaimedJob, runtime: Runtime, control: JobControl) -> None:
                 # Nobody could heartbeat while this transaction held SQLite's only write lock.
                 queue.extend_running_leases(session, seconds=held, except_job=job.id)
             for event_type, data in control.deferred:
-                progress.record_event(
-                    session, type=event_type, job_id=job.id, batch_id=job.batch_id, data=data
-                )
-            progress.record_event(
-                session, type="COMPLETE", job_id=job.id, batch_id=job.batch_id, data=summary
-            )
+                progress.record_event(session, type=event_type, job_id=job.id, data=data)
+            progress.record_event(session, type="COMPLETE", job_id=job.id, data=summary)
             review_status = "pending" if result.review.required else "none"
             if not queue.finish(
                 session,
@@ -225,11 +215,7 @@ def _save(
     if result.review.required:
         open_review(session, job_id=job.id, pipeline=job.pipeline, reasons=result.review.reasons)
         progress.record_event(
-            session,
-            type="REVIEW_REQUIRED",
-            job_id=job.id,
-            batch_id=job.batch_id,
-            data={"reasons": result.review.reasons},
+            session, type="REVIEW_REQUIRED", job_id=job.id, data={"reasons": result.review.reasons}
         )
     return {**result.summary, "records_written": written, "findings": findings}
 
@@ -244,9 +230,9 @@ def _release(job: ClaimedJob, runtime: Runtime) -> str:
 def _cancelled(job: ClaimedJob, runtime: Runtime) -> str:
     with runtime.sessions.begin() as session:
         if queue.mark_cancelled(session, job_id=job.id, worker_id=runtime.worker_id):
-            progress.record_error(
-                session, job_id=job.id, batch_id=job.batch_id, message="cancelled", code="cancelled"
-            )
+            progress.record_error(session, job_id=job.id, message="cancelled", code="cancelled")
+            if batch_runs.is_batch_job(job):
+                batch_runs.abandoned(session, job, "the chunk job was cancelled")
     logger.info("job cancelled")
     return "cancelled"
 
@@ -260,11 +246,12 @@ def _failed(job: ClaimedJob, runtime: Runtime, error: Exception) -> str:
         status = queue.fail(
             session, job=job, worker_id=runtime.worker_id, error=error, backoff=runtime.backoff
         )
+        if status == "failed" and batch_runs.is_batch_job(job):
+            batch_runs.abandoned(session, job, str(error) or type(error).__name__)
         if status != "lost":
             progress.record_error(
                 session,
                 job_id=job.id,
-                batch_id=job.batch_id,
                 message=str(error) or type(error).__name__,
                 code=getattr(error, "code", "internal_error"),
                 will_retry=status == "queued",

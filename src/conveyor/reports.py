@@ -10,7 +10,8 @@ evaluate cells: it carries the values unchanged, since altering them would corru
 
 The writers read the job's rows twice, each time in pages (once to learn the columns, once to write),
 rather than holding a big job in memory; xlsxwriter's ``constant_memory`` mode keeps only the current
-row of each sheet.
+row of each sheet. ``XlsxBook``, ``csv_table`` and ``write_json_array`` are the cell rules every
+report kind shares (the batch reports in ``batch_reports`` too).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any, Final, TypeVar
@@ -28,10 +30,11 @@ import orjson
 import xlsxwriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from xlsxwriter.url import Url
 from xlsxwriter.worksheet import Worksheet
 
 from conveyor.content import Finding, Record
-from conveyor.errors import Conflict, NotFound
+from conveyor.errors import Conflict, LimitExceeded, NotFound
 from conveyor.store.tables import FindingRow, Job, RecordRow
 
 FORMATS: Final = ("xlsx", "csv", "json")
@@ -52,6 +55,9 @@ CSV_KINDS: Final = {"timecard": "entry"}
 MAX_COLUMN_WIDTH: Final = 60
 MIN_COLUMN_WIDTH: Final = 6
 MAX_CELL_CHARS: Final = 32_767  # Excel's limit for one cell
+MAX_SHEET_ROWS: Final = 1_048_576  # Excel's rows per sheet, the header included
+MAX_SHEET_LINKS: Final = 65_530  # Excel's hyperlinks per sheet
+MAX_URL_CHARS: Final = 2079  # Excel's longest hyperlink address (UTF-16 units)
 MAX_EXACT_INTEGER: Final = 2**53  # larger integers would lose digits as Excel numbers: text instead
 SHEET_NAME_CHARS: Final = 31
 _BAD_SHEET_CHARS: Final = re.compile(r"[\[\]:*?/\\]")
@@ -138,17 +144,139 @@ def _as_text(value: Any) -> str:
 # --- xlsx ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Sheet:
-    """One worksheet being written: its columns, next row and the widest text per column."""
+@dataclass(frozen=True, slots=True)
+class Hyperlink:
+    """A cell that opens ``url`` and shows ``text``."""
 
-    worksheet: Worksheet
-    columns: list[str]
-    row: int = 1
-    widths: list[int] | None = None
+    url: str
+    text: str
 
-    def __post_init__(self) -> None:
-        self.widths = [len(name) for name in self.columns]
+
+class XlsxBook:
+    """An xlsx workbook written in constant memory, shared by every report kind.
+
+    Sheets are added with their header row; rows are then appended in order (sheets may be filled
+    in any order, each keeps its own row). ``close`` gives every sheet a frozen header row, an
+    autofilter and widths fitted to the widest text (capped), and writes the file.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._workbook = xlsxwriter.Workbook(
+            stream, {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False}
+        )
+        self._formats = {
+            "header": self._workbook.add_format({"bold": True}),
+            "date": self._workbook.add_format({"num_format": "yyyy-mm-dd"}),
+            "datetime": self._workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+            "utc": self._workbook.add_format({"num_format": 'yyyy-mm-dd hh:mm:ss "UTC"'}),
+            "link": self._workbook.add_format({"font_color": "blue", "underline": 1}),
+        }
+        self._sheets: list[XlsxSheet] = []
+
+    def add_sheet(self, name: str, columns: Sequence[str], *, dates_from_text: bool = False) -> XlsxSheet:
+        """A new sheet with ``columns`` as its header. With ``dates_from_text``, ISO dates and naive
+        date-times written as text become Excel dates (for data read from files, not for names)."""
+        worksheet = self._workbook.add_worksheet(name)
+        sheet = XlsxSheet(worksheet, list(columns), self._formats, dates_from_text=dates_from_text)
+        self._sheets.append(sheet)
+        return sheet
+
+    def close(self) -> None:
+        for sheet in self._sheets:
+            sheet.finish()
+        self._workbook.close()
+
+
+class XlsxSheet:
+    """One worksheet being written, row by row: its next row, the widest text per column and the
+    number of hyperlinks so far.
+
+    Strings are always written as strings (never formulas) after ``neutralise``; numbers that
+    Excel holds exactly and booleans as such; dates and date-times as Excel dates (aware ones in
+    UTC, since Excel has no time zones); a ``Hyperlink`` as a real link while Excel allows one
+    (http or https, at most ``MAX_URL_CHARS``, at most ``MAX_SHEET_LINKS`` per sheet) and as its
+    URL in text after that, so a big report keeps every address rather than silently losing some.
+    """
+
+    def __init__(
+        self, worksheet: Worksheet, columns: list[str], formats: dict[str, Any], *, dates_from_text: bool
+    ) -> None:
+        self.worksheet = worksheet
+        self.columns = columns
+        self.row = 1
+        self.links = 0
+        self._last_link: tuple[Hyperlink, Url] | None = None
+        self._formats = formats
+        self._dates_from_text = dates_from_text
+        header = formats["header"]
+        self.widths = [self._write_text(0, column, title, header) for column, title in enumerate(columns)]
+
+    def append(self, values: Iterable[Any]) -> None:
+        """Write ``values`` as the next row; ``None`` leaves a cell empty."""
+        if self.row >= MAX_SHEET_ROWS:
+            raise LimitExceeded("rows", self.row + 1, MAX_SHEET_ROWS, f"sheet {self.worksheet.name}")
+        for column, value in enumerate(values):
+            self._write_cell(column, value)
+        self.row += 1
+
+    def _write_cell(self, column: int, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool):
+            self.worksheet.write_boolean(self.row, column, value)
+            width = 5
+        elif isinstance(value, int | float | Decimal) and _is_exact_number(value):
+            self.worksheet.write_number(self.row, column, value)
+            width = len(str(value))
+        elif isinstance(value, Hyperlink):
+            width = self._write_link(column, value)
+        elif isinstance(value, dt.date):
+            width = self._write_moment(column, value)
+        elif self._dates_from_text and isinstance(value, str) and (moment := _iso_moment(value)):
+            width = self._write_moment(column, moment)
+        else:
+            width = self._write_text(self.row, column, _as_text(value))
+        self.widths[column] = max(self.widths[column], width)
+
+    def _write_text(self, row: int, column: int, text: str, cell_format: Any = None) -> int:
+        text = neutralise(text)[:MAX_CELL_CHARS]
+        self.worksheet.write_string(row, column, text, cell_format)
+        return max((len(line) for line in text.splitlines()), default=0)
+
+    def _write_link(self, column: int, link: Hyperlink) -> int:
+        if self.links >= MAX_SHEET_LINKS or not _is_linkable(link.url):
+            return self._write_text(self.row, column, link.url)
+        if self._last_link is None or self._last_link[0] != link:
+            # One xlsxwriter Url for a run of cells with the same link (a file's matches): the
+            # sheet holds every link it writes until it closes.
+            url = Url(link.url)
+            url.text = neutralise(link.text)
+            self._last_link = (link, url)
+        self.links += 1
+        self.worksheet.write_url(self.row, column, self._last_link[1], self._formats["link"])
+        return len(link.text)
+
+    def _write_moment(self, column: int, moment: dt.date | dt.datetime) -> int:
+        if isinstance(moment, dt.datetime):
+            name = "datetime"
+            if moment.tzinfo is not None:
+                moment, name = moment.astimezone(dt.UTC).replace(tzinfo=None), "utc"
+            self.worksheet.write_datetime(self.row, column, moment, self._formats[name])
+            return 23 if name == "utc" else 19
+        self.worksheet.write_datetime(self.row, column, moment, self._formats["date"])
+        return 10
+
+    def finish(self) -> None:
+        worksheet = self.worksheet
+        for column, width in enumerate(self.widths):
+            worksheet.set_column(column, column, min(max(width + 2, MIN_COLUMN_WIDTH), MAX_COLUMN_WIDTH))
+        worksheet.freeze_panes(1, 0)
+        worksheet.autofilter(0, 0, max(self.row - 1, 0), len(self.columns) - 1)
+
+
+def _is_linkable(url: str) -> bool:
+    """Whether Excel can hold ``url`` as a hyperlink: an absolute web address within its length."""
+    return url.startswith(("https://", "http://")) and len(url.encode("utf-16-le")) // 2 <= MAX_URL_CHARS
 
 
 def write_xlsx(report: JobReport, stream: IO[bytes]) -> None:
@@ -156,38 +284,19 @@ def write_xlsx(report: JobReport, stream: IO[bytes]) -> None:
     header row, an autofilter, column widths from the content (capped), strings as text only,
     JSON numbers and booleans as such, ISO dates and naive date-times as Excel dates."""
     columns = _columns_by_kind(report.records())
-    workbook = xlsxwriter.Workbook(
-        stream, {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False}
-    )
-    formats = {
-        "header": workbook.add_format({"bold": True}),
-        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
-        "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
-    }
+    book = XlsxBook(stream)
     taken = {FINDINGS_SHEET.lower()}
-    sheets: dict[str, _Sheet] = {}
+    sheets: dict[str, XlsxSheet] = {}
     for kind, names in columns.items():
-        name = _sheet_name(kind, taken)
-        sheets[kind] = _Sheet(workbook.add_worksheet(name), ["key", *names])
-    findings = _Sheet(workbook.add_worksheet(FINDINGS_SHEET), list(FINDING_COLUMNS))
-    for sheet in [*sheets.values(), findings]:
-        for column, title in enumerate(sheet.columns):
-            _write_cell(sheet, 0, column, title, formats, header=True)
+        sheets[kind] = book.add_sheet(_sheet_name(kind, taken), ["key", *names], dates_from_text=True)
+    findings = book.add_sheet(FINDINGS_SHEET, FINDING_COLUMNS, dates_from_text=True)
     for record in report.records():
         sheet = sheets[record.kind]
         data = _fields(record)
-        _write_cell(sheet, sheet.row, 0, record.key, formats)
-        for column, name in enumerate(sheet.columns[1:], start=1):
-            _write_cell(sheet, sheet.row, column, data.get(name), formats)
-        sheet.row += 1
+        sheet.append([record.key, *(data.get(name) for name in sheet.columns[1:])])
     for finding in report.findings():
-        values = (finding.rule, finding.severity, finding.message, finding.ref)
-        for column, value in enumerate(values):
-            _write_cell(findings, findings.row, column, value, formats)
-        findings.row += 1
-    for sheet in [*sheets.values(), findings]:
-        _finish(sheet)
-    workbook.close()
+        findings.append((finding.rule, finding.severity, finding.message, finding.ref))
+    book.close()
 
 
 def _columns_by_kind(records: Iterable[Record]) -> dict[str, list[str]]:
@@ -214,31 +323,6 @@ def _sheet_name(kind: str, taken: set[str]) -> str:
     return name
 
 
-def _write_cell(
-    sheet: _Sheet, row: int, column: int, value: Any, formats: dict[str, Any], *, header: bool = False
-) -> None:
-    worksheet = sheet.worksheet
-    width = 0
-    if value is None:
-        return
-    if isinstance(value, bool):
-        worksheet.write_boolean(row, column, value)
-        width = 5
-    elif isinstance(value, int | float | Decimal) and _is_exact_number(value):
-        worksheet.write_number(row, column, value)
-        width = len(str(value))
-    elif isinstance(value, str) and not header and (moment := _iso_moment(value)) is not None:
-        is_date = not isinstance(moment, dt.datetime)
-        worksheet.write_datetime(row, column, moment, formats["date" if is_date else "datetime"])
-        width = 10 if is_date else 19
-    else:
-        text = neutralise(_as_text(value))[:MAX_CELL_CHARS]
-        worksheet.write_string(row, column, text, formats["header"] if header else None)
-        width = max((len(line) for line in text.splitlines()), default=0)
-    assert sheet.widths is not None
-    sheet.widths[column] = max(sheet.widths[column], width)
-
-
 def _is_exact_number(value: float | Decimal) -> bool:
     """Finite and, for integers, small enough that Excel's doubles keep every digit."""
     if isinstance(value, int):
@@ -260,25 +344,14 @@ def _iso_moment(text: str) -> dt.date | dt.datetime | None:
     return None
 
 
-def _finish(sheet: _Sheet) -> None:
-    worksheet = sheet.worksheet
-    assert sheet.widths is not None
-    for column, width in enumerate(sheet.widths):
-        worksheet.set_column(column, column, min(max(width + 2, MIN_COLUMN_WIDTH), MAX_COLUMN_WIDTH))
-    worksheet.freeze_panes(1, 0)
-    worksheet.autofilter(0, 0, max(sheet.row - 1, 0), len(sheet.columns) - 1)
-
-
 # --- csv -----------------------------------------------------------------------------------------
 
 
 def write_csv(report: JobReport, stream: IO[bytes]) -> None:
     """One table, one row per record: ``kind``, ``key``, then the union of the data fields in order
     of first appearance. For a timecard job only the entries (see ``CSV_KINDS``). Findings are not
-    in it (they have other columns); the xlsx and json exports carry them.
-
-    UTF-8 with a byte-order mark, which Excel needs to read UTF-8, CRLF line ends as RFC 4180 says,
-    text neutralised. Lists and objects are JSON text; a missing field and null are empty.
+    in it (they have other columns); the xlsx and json exports carry them. Cells as ``csv_table``
+    writes them; a missing field is empty like null.
     """
     only = CSV_KINDS.get(report.pipeline)
 
@@ -289,14 +362,26 @@ def write_csv(report: JobReport, stream: IO[bytes]) -> None:
     for record in records():
         for name in _fields(record):
             fields.setdefault(name, None)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", write_through=True)
-    try:
-        writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow([neutralise(name) for name in ("kind", "key", *fields)])
+    with csv_table(stream) as write_row:
+        write_row(("kind", "key", *fields))
         for record in records():
             data = _fields(record)
-            cells = [_csv_cell(data.get(name)) for name in fields]
-            writer.writerow([_csv_cell(record.kind), _csv_cell(record.key), *cells])
+            write_row([record.kind, record.key, *(data.get(name) for name in fields)])
+
+
+@contextmanager
+def csv_table(stream: IO[bytes]) -> Iterator[Callable[[Iterable[Any]], None]]:
+    """A function writing one row of values to ``stream`` as CSV: UTF-8 with a byte-order mark,
+    which Excel needs to read UTF-8, CRLF line ends as RFC 4180 says, text neutralised, booleans as
+    ``true``/``false``, lists and objects as JSON text, ``None`` empty. The stream stays open."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", write_through=True)
+    writer = csv.writer(text, lineterminator="\r\n")
+
+    def write_row(values: Iterable[Any]) -> None:
+        writer.writerow([_csv_cell(value) for value in values])
+
+    try:
+        yield write_row
     finally:
         text.detach()  # the caller owns the stream
 
@@ -320,13 +405,14 @@ def write_json(report: JobReport, stream: IO[bytes]) -> None:
     neutralised: JSON is read by programs, which evaluate nothing, and must get the data intact)."""
     stream.write(b'{"job_id":' + orjson.dumps(report.job_id))
     stream.write(b',"pipeline":' + orjson.dumps(report.pipeline) + b',"records":[')
-    _write_array(stream, (record.as_json() for record in report.records()))
+    write_json_array(stream, (record.as_json() for record in report.records()))
     stream.write(b'],"findings":[')
-    _write_array(stream, (finding.as_json() for finding in report.findings()))
+    write_json_array(stream, (finding.as_json() for finding in report.findings()))
     stream.write(b"]}\n")
 
 
-def _write_array(stream: IO[bytes], items: Iterable[dict[str, Any]]) -> None:
+def write_json_array(stream: IO[bytes], items: Iterable[Any]) -> None:
+    """The items of a JSON array, comma-separated, one at a time (the brackets are the caller's)."""
     for index, item in enumerate(items):
         if index:
             stream.write(b",")

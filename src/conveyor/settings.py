@@ -67,6 +67,16 @@ class Settings(BaseSettings):
         values["parse_workers"] = self.parse_workers
         return values
 
+    # Batches: folders a batch may scan (a JSON list; nothing else, no symlink out of them), files per
+    # chunk job, how long signed download links stay valid, and the secret that signs them (shared by
+    # every process; without one, a random secret is kept in the database settings table).
+    batch_roots: list[Path] = Field(default_factory=list)
+    batch_chunk_size: int = Field(default=10, ge=1, le=1000)
+    link_seconds: int = Field(default=3600, gt=0)
+    link_secret: SecretStr | None = None
+    # The API's address as users reach it, for links in reports (behind a proxy: its public URL).
+    public_url: str = "http://127.0.0.1:8000"
+
     # The optional language model for timecard extraction (conveyor.ai): none unless a provider is set.
     ai_provider: Literal["anthropic", "bedrock", "openai"] | None = None
     ai_model: str | None = None

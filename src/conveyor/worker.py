@@ -11,6 +11,7 @@ lease, or finished.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import logs, processing, progress, queue
 from conveyor.ai import LanguageModel, ModelSettings, language_model
+from conveyor.batching.links import batch_links
 from conveyor.content import Limits
 from conveyor.errors import TransientError
 from conveyor.processing import JobControl, Runtime
@@ -182,6 +184,7 @@ class WorkerProcess:
             backoff=queue.Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
             limits=Limits(**settings.limit_values()),
             language_model=configured_model(settings),
+            links=functools.cache(lambda: batch_links(self.sessions, settings)),
         )
         self.stopping = threading.Event()
         self.aborting = threading.Event()
@@ -285,7 +288,6 @@ class WorkerProcess:
             control = JobControl(
                 self.sessions,
                 job.id,
-                job.batch_id,
                 limits=self.runtime.limits,
                 language_model=self.runtime.language_model,
             )

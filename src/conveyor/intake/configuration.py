@@ -21,13 +21,17 @@ from conveyor.store import migrate
 from conveyor.store.blobs import BlobStore
 from conveyor.store.tables import SettingRow, utcnow
 
+# Conveyor's own secrets (the link-signing key): never shown or changed through the API.
+HIDDEN_PREFIX = "secret."
+
 
 def list_settings(session: Session) -> list[SettingRow]:
-    return list(session.scalars(select(SettingRow).order_by(SettingRow.key)))
+    rows = session.scalars(select(SettingRow).order_by(SettingRow.key))
+    return [row for row in rows if not row.key.startswith(HIDDEN_PREFIX)]
 
 
 def get_setting(session: Session, *, key: str) -> SettingRow:
-    row = session.get(SettingRow, key)
+    row = None if key.startswith(HIDDEN_PREFIX) else session.get(SettingRow, key)
     if row is None:
         raise NotFound(f"setting {key!r} not found")
     return row
@@ -41,6 +45,8 @@ def validate_setting(key: str, value: Any) -> Any:
     """
     if not key or len(key) > 255:
         raise InputError("a setting key must be 1 to 255 characters")
+    if key.startswith(HIDDEN_PREFIX):
+        raise InputError(f"setting {key!r}: keys starting with {HIDDEN_PREFIX!r} are kept by Conveyor itself")
     if key.startswith(PARAMS_SETTING_PREFIX):
         return _pipeline_defaults(key, value)
     if key.startswith(SAMPLE_RATE_SETTING_PREFIX):

@@ -34,11 +34,17 @@ class Pipeline(Protocol):
 
 
 def _builtins() -> dict[str, type[Pipeline]]:
+    from conveyor.pipelines.codescan import CodescanPipeline
     from conveyor.pipelines.document import DocumentPipeline
     from conveyor.pipelines.records import RecordsPipeline
     from conveyor.pipelines.timecards.pipeline import TimecardPipeline
 
-    return {"records": RecordsPipeline, "document": DocumentPipeline, "timecard": TimecardPipeline}
+    return {
+        "records": RecordsPipeline,
+        "document": DocumentPipeline,
+        "timecard": TimecardPipeline,
+        "codescan": CodescanPipeline,
+    }
 
 
 @functools.cache

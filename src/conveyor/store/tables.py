@@ -95,6 +95,35 @@ class Batch(Base):
     report_job_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
+    # Where the files came from (``zip:drawings.zip``, ``folder:/srv/drawings``, ``s3://b/p``).
+    source: Mapped[str | None] = mapped_column(String(1024))
+    chunk_size: Mapped[int] = mapped_column(Integer, default=10)
+    targets: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last PROGRESS event: one is due every PROGRESS_FILES files or PROGRESS_SECONDS seconds.
+    progress_at: Mapped[dt.datetime | None]
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    report_key: Mapped[str | None] = mapped_column(String(1024))
+    created_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class BatchFile(Base):
+    """One file of a batch and what became of it. ``status`` leaves ``queued`` exactly once (a
+    guarded update), which is what makes the batch's counters exact when a chunk runs twice."""
+
+    __tablename__ = "batch_files"
+    __table_args__ = (Index("ix_batch_files_batch_id_id", "batch_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(1024))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    matches: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[dt.datetime | None]
 
 
 class Job(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import conveyor
+from conveyor.batching.links import batch_links
 from conveyor.settings import Settings
 from conveyor.store import migrate
 from conveyor.store.blobs import blob_store_for
@@ -16,7 +18,18 @@ from conveyor.store.database import create_database_engine, read_session_factory
 from conveyor.web import errors
 from conveyor.web.dependencies import AppState
 from conveyor.web.metrics import Metrics, MetricsMiddleware
-from conveyor.web.routers import documents, health, jobs, keys, queue, reports, review, uploads
+from conveyor.web.routers import (
+    batches,
+    documents,
+    events,
+    health,
+    jobs,
+    keys,
+    queue,
+    reports,
+    review,
+    uploads,
+)
 from conveyor.web.routers import settings as settings_routes
 
 DESCRIPTION = """Document intake: upload files, follow their jobs, read records and findings.
@@ -54,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
         read_sessions=read_session_factory(engine),
         blobs=blobs,
         metrics=metrics,
+        links=functools.cache(lambda: batch_links(session_factory(engine), settings)),
     )
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -66,6 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
         review.router,
         settings_routes.router,
         keys.router,
+        batches.router,
+        events.router,
         health.router,
     ):
         app.include_router(router)

@@ -8,6 +8,7 @@ of its own, so that an upload does not hold a write transaction while its body s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,7 +18,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from conveyor import intake
+from conveyor import intake, signing
+from conveyor.batching.links import Links
 from conveyor.intake import Role
 from conveyor.settings import Settings
 from conveyor.store.blobs import BlobStore
@@ -34,6 +36,7 @@ class AppState:
     read_sessions: sessionmaker[Session]
     blobs: BlobStore
     metrics: Metrics
+    links: Callable[[], Links]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +122,28 @@ ViewerDep = Annotated[Principal, Depends(require(Role.VIEWER))]
 SubmitterDep = Annotated[Principal, Depends(require(Role.SUBMITTER))]
 ReviewerDep = Annotated[Principal, Depends(require(Role.REVIEWER))]
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+def signed_or_viewer(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """A download that a signed link opens without a key (reports opened in Excel, forwarded mail)
+    or a viewer key opens as usual; returns who it was, for the logs."""
+    query = request.query_params
+    if "signature" in query or "expires" in query:
+        signing.verify(
+            request.url.path,
+            expires=query.get("expires"),
+            signature=query.get("signature"),
+            secret=state.links().secret,
+            now=time.time(),
+        )
+        return "signed link"
+    principal = get_principal(state, credentials)
+    intake.authorize(role=principal.role, needed=Role.VIEWER)
+    return principal.actor
+
+
+SignedOrViewerDep = Annotated[str, Depends(signed_or_viewer)]

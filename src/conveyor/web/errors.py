@@ -31,6 +31,7 @@ from conveyor.errors import (
     TransientError,
     Unauthenticated,
 )
+from conveyor.signing import LinkRefused
 
 
 class BadRequest(InputError):
@@ -53,6 +54,7 @@ STATUS: dict[type[ConveyorError], int] = {
     InputError: 422,
     Unauthenticated: 401,
     Forbidden: 403,
+    LinkRefused: 403,
     NotFound: 404,
     Conflict: 409,
     Cancelled: 409,

@@ -72,6 +72,7 @@ class UploadedFile:
     filename: str
     stream: IO[bytes]
     size: int = 0
+    field: str = "file"  # the form field it came in
 
 
 @dataclass(slots=True)
@@ -189,7 +190,7 @@ class _FormReader:
         if len(self.form.files) >= self.limits.max_files:
             count = f"at least {len(self.form.files) + 1}"
             raise LimitExceeded("number of files", count, self.limits.max_files)
-        self.file = UploadedFile(filename.decode("utf-8", errors="replace"), self._spool())
+        self.file = UploadedFile(filename.decode("utf-8", errors="replace"), self._spool(), field=self.name)
         self.form.files.append(self.file)
 
     def _expected(self) -> str:

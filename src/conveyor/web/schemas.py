@@ -126,6 +126,26 @@ class FindingPageOut(BaseModel):
     next_cursor: int | None
 
 
+class BatchOut(BaseModel):
+    """A batch: where its files came from, its counters and status."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    pipeline: str
+    status: str = Field(description="running, completed, cancelled or failed")
+    source: str | None
+    total: int
+    processed: int
+    failed: int
+    matches: int
+    targets: int
+    chunk_size: int
+    report_job_id: int | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
 class EventOut(BaseModel):
     """An event: these fields plus the type's own (``value``, ``message``...), as in DESIGN §5."""
 

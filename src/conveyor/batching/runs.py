@@ -1,0 +1,204 @@
+"""What a worker does with a batch's jobs: a chunk runs the batch's pipeline file by file, settling
+each file in its own transaction (so a match is streamed the moment its file is done and a crash
+loses at most the file in hand); the report job writes the report and closes the batch.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from conveyor import queue
+from conveyor.batch_reports import write_batch_xlsx
+from conveyor.batching import state
+from conveyor.batching.links import Links
+from conveyor.batching.report import load_batch_report
+from conveyor.content import PipelineContext, Record
+from conveyor.errors import Cancelled, ConveyorError, InputError, NotFound
+from conveyor.pipelines import get_pipeline, run_pipeline
+from conveyor.queue import ClaimedJob
+from conveyor.store.blobs import BlobStore
+from conveyor.store.documents import load_document
+from conveyor.store.results import write_records
+from conveyor.store.tables import Batch, BatchFile, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchRuntime:
+    """What the batch jobs need of the worker that runs them."""
+
+    sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
+    blobs: BlobStore
+    worker_id: str
+    links: Callable[[], Links]
+
+
+class LeaseLost(ConveyorError):
+    """Another worker owns this job now; this run's results are discarded."""
+
+    code = "lease_lost"
+
+
+def is_batch_job(job: ClaimedJob) -> bool:
+    return job.batch_id is not None and job.document_id is None
+
+
+def run(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> dict[str, Any]:
+    """Run a chunk or report job to its end; returns the job's summary (the caller finishes it)."""
+    if job.pipeline == state.REPORT_JOB:
+        return _report(job, runtime)
+    return _chunk(job, runtime, control)
+
+
+def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> dict[str, Any]:
+    assert job.batch_id is not None
+    with runtime.readers() as session:
+        batch = session.get(Batch, job.batch_id)
+        if batch is None:
+            raise NotFound(f"batch {job.batch_id} not found")
+        params, pipeline_name = dict(batch.params), batch.pipeline
+        files = session.execute(
+            select(BatchFile.id, BatchFile.name, BatchFile.document_id)
+            .where(BatchFile.id.in_(job.params.get("files", [])), BatchFile.status == "queued")
+            .order_by(BatchFile.id)
+        ).all()
+    pipeline = get_pipeline(pipeline_name)
+    validated = pipeline.validate_params(params)
+    settled = 0
+    for position, (file_id, name, document_id) in enumerate(files):
+        if control.is_cancelled():
+            raise Cancelled
+        outcome, records = _scan(runtime, pipeline_name, validated, document_id, control)
+        with runtime.sessions.begin() as session:
+            if not _still_ours(session, job.id, runtime.worker_id):
+                raise LeaseLost
+            if state.settle_file(session, batch_id=job.batch_id, file_id=file_id, name=name, outcome=outcome):
+                settled += 1
+                if records:
+                    write_records(
+                        session,
+                        records=records,
+                        job_id=job.id,
+                        document_id=document_id,
+                        pipeline=pipeline_name,
+                        namespace=f"batch:{job.batch_id}:{file_id}",
+                    )
+        control.progress(100 * (position + 1) / len(files))
+    return {"files": len(files), "settled": settled}
+
+
+def _scan(
+    runtime: BatchRuntime,
+    pipeline_name: str,
+    params: dict[str, Any],
+    document_id: int | None,
+    control: PipelineContext,
+) -> tuple[state.Outcome, list[Record]]:
+    """One file through the pipeline. Bad input is the file's failure, not the chunk's; anything
+    else (a transient error, a bug) fails the chunk job, which is retried from its next file."""
+    try:
+        if document_id is None:
+            raise InputError("the file's document was deleted before it was scanned")
+        with runtime.readers() as session:
+            document = load_document(session, runtime.blobs, document_id)
+        result = run_pipeline(get_pipeline(pipeline_name), document, params, control)
+        records = list(result.records)
+    except InputError as error:
+        return state.Outcome(ok=False, result={"status": "failed"}, matches=[], error=str(error)), []
+    matches = [
+        {
+            "code": record.data["code"],
+            "target": record.data["target"],
+            "kind": record.data["match"],
+            "page": record.data["page"],
+            "confidence": record.data["confidence"],
+        }
+        for record in records
+        if record.kind == "code" and record.data.get("target") is not None
+    ]
+    return state.Outcome(ok=True, result={**result.summary, "matches": matches}, matches=matches), records
+
+
+def _still_ours(session: Session, job_id: int, worker_id: str) -> bool:
+    return (
+        session.execute(
+            select(queue.JOBS.c.id).where(
+                queue.JOBS.c.id == job_id,
+                queue.JOBS.c.worker_id == worker_id,
+                queue.JOBS.c.status == "running",
+            )
+        ).first()
+        is not None
+    )
+
+
+def _report(job: ClaimedJob, runtime: BatchRuntime) -> dict[str, Any]:
+    """Write the report to storage, close the batch and say so (COMPLETE) once, however often
+    this job runs."""
+    assert job.batch_id is not None
+    links = runtime.links()
+    buffer = io.BytesIO()
+    with runtime.readers() as session:
+        report = load_batch_report(session, job.batch_id)
+        write_batch_xlsx(report, buffer, lambda file_id: links.file(job.batch_id or 0, file_id))
+    buffer.seek(0)
+    stored = runtime.blobs.put(buffer)
+    summary = report.summary
+    with runtime.sessions.begin() as session:
+        state.lock(session, job.batch_id)
+        closed = session.execute(
+            update(Batch)
+            .where(Batch.id == job.batch_id, Batch.status == "running")
+            .values(status="completed", finished_at=utcnow(), report_key=stored.key)
+            .returning(Batch.id),
+            execution_options={"synchronize_session": False},
+        ).first()
+        if closed is not None:
+            state.batch_event(
+                session,
+                job.batch_id,
+                "COMPLETE",
+                {
+                    "total": summary.total,
+                    "processed": summary.processed,
+                    "failed": summary.failed,
+                    "matches": summary.matches,
+                    "download_url": links.report(job.batch_id),
+                },
+            )
+    logger.info("batch %s report written (%s bytes)", job.batch_id, stored.size)
+    return {"report_key": stored.key, "bytes": stored.size}
+
+
+def abandoned(session: Session, job: ClaimedJob, message: str) -> None:
+    """A batch job that ended without finishing (failed for good, or cancelled): a chunk's
+    unsettled files fail with its error, so the batch still completes; a report job that cannot
+    be written fails the batch."""
+    assert job.batch_id is not None
+    if job.pipeline != state.REPORT_JOB:
+        state.fail_files(session, batch_id=job.batch_id, job_id=job.id, message=message)
+        return
+    state.lock(session, job.batch_id)
+    failed = session.execute(
+        update(Batch)
+        .where(Batch.id == job.batch_id, Batch.status == "running")
+        .values(status="failed", finished_at=utcnow())
+        .returning(Batch.id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if failed is not None:
+        state.batch_event(
+            session,
+            job.batch_id,
+            "ERROR",
+            {"message": f"the report failed: {message}", "code": "report_failed"},
+        )

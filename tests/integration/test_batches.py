@@ -1,0 +1,238 @@
+"""Batches through the real app and worker, on SQLite and PostgreSQL: a zip of generated drawings
+and a target list in, exact counters, the events in order, a report whose links open the drawings;
+folders only under an allowed root; unsafe names refused; a cancelled batch stops; a chunk run twice
+counts its files once."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+import pytest
+from python_calamine import CalamineWorkbook
+from sqlalchemy import select, update
+
+from conveyor import intake
+from conveyor.settings import Settings
+from conveyor.store import migrate
+from conveyor.store.database import create_database_engine, session_factory
+from conveyor.store.tables import BatchFile, Job
+from conveyor.web.app import create_app
+from conveyor.worker import WorkerProcess
+from tests.drawings import corrupt_pdf, drawing_pdf, targets_xlsx
+from tests.support import AppClient
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DRAWINGS = {
+    "area-1/D-001.pdf": drawing_pdf(["HOLE-101", "HOLE-102"]),
+    "area-1/D-002.pdf": drawing_pdf(["HOLE-103"], split=["HOLE-103"]),
+    "area-2/D-003.pdf": drawing_pdf(["HOLE-900"]),
+    "area-2/D-004.pdf": drawing_pdf([]),
+    "area-2/broken.pdf": corrupt_pdf(),
+}
+TARGETS = ["HOLE-101", "HOLE-103", "HOLE-777"]
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@dataclass
+class Api:
+    client: AppClient
+    settings: Settings
+    headers: dict[str, str]
+
+    def start(self, files: dict[str, tuple[str, bytes, str]], **fields: str) -> httpx.Response:
+        if not files:  # a folder or prefix: a JSON body
+            return self.client.post("/api/batches", headers=self.headers, json=fields)
+        return self.client.post("/api/batches", headers=self.headers, files=files, data=fields)
+
+    def run(self) -> int:
+        return WorkerProcess(self.settings).run(idle_exit=True)
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        return self.client.get(path, headers=self.headers, **options)
+
+    def events(self, batch_id: int) -> list[dict[str, Any]]:
+        response = self.client.get(f"/api/events?batch={batch_id}", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return [
+            orjson.loads(line.removeprefix("data: "))
+            for line in response.text.splitlines()
+            if line.startswith("data: ")
+        ]
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    root = tmp_path / "drawings"
+    root.mkdir()
+    settings = Settings(
+        database_url=database_url,
+        storage_url=f"file://{tmp_path / 'blobs'}",
+        data_dir=tmp_path,
+        batch_roots=[root],
+        batch_chunk_size=2,
+        public_url="http://conveyor.test",
+    )
+    engine = create_database_engine(settings.resolved_database_url)
+    migrate.upgrade(engine)
+    with session_factory(engine).begin() as session:
+        _, key = intake.create_api_key(session, role="admin", name="admin")
+    engine.dispose()
+    app = create_app(settings)
+    yield Api(AppClient(app), settings, {"Authorization": f"Bearer {key}"})
+    app.state.conveyor.engine.dispose()
+
+
+def test_a_zip_batch_end_to_end(api: Api) -> None:
+    response = api.start(
+        {
+            "file": ("drawings.zip", zipped(DRAWINGS), "application/zip"),
+            "targets": ("holes.xlsx", targets_xlsx(TARGETS), XLSX),
+        },
+        ocr="false",
+    )
+    assert response.status_code == 201, response.text
+    batch = response.json()
+    assert (batch["total"], batch["status"], batch["targets"], batch["source"]) == (5, "running", 3, "zip:drawings.zip")
+    assert api.get(f"/api/batches/{batch['id']}/report").status_code == 409  # not yet
+
+    assert api.run() == 4  # three chunks of two files or fewer, then the report job
+    done = api.get(f"/api/batches/{batch['id']}").json()
+    assert (done["status"], done["processed"], done["failed"], done["matches"]) == ("completed", 4, 1, 2)
+
+    events = api.events(batch["id"])
+    kinds = [event["type"] for event in events]
+    assert kinds[0] == "STARTED" and kinds[-1] == "COMPLETE"
+    assert [event["id"] for event in events] == sorted(event["id"] for event in events)
+    found = [event["data"] for event in events if event["type"] == "MATCH_FOUND"]
+    matched = {(match["code"], data["file"]) for data in found for match in data["matches"]}
+    assert matched == {("HOLE-101", "area-1/D-001.pdf"), ("HOLE-103", "area-1/D-002.pdf")}
+    [error] = [event for event in events if event["type"] == "ERROR"]
+    assert error["file"] == "area-2/broken.pdf" and "broken.pdf" in error["message"]
+    assert "PROGRESS" in kinds and events[-1]["processed"] == 4 and events[-1]["failed"] == 1
+    download = events[-1]["download_url"]
+    assert download.startswith(f"http://conveyor.test/api/batches/{batch['id']}/report?expires=")
+
+    # The signed link opens the report without a key; the report's links open the drawings.
+    signed = urlsplit(download)
+    report = api.client.get(f"{signed.path}?{signed.query}")
+    assert report.status_code == 200, report.text
+    book = CalamineWorkbook.from_filelike(io.BytesIO(report.content))
+    assert book.sheet_names == ["Summary", "Matches", "Files", "Unmatched targets"]
+    matches = book.get_sheet_by_name("Matches").to_python()
+    assert matches[0][:4] == ["code", "file", "page", "link"]
+    assert sorted((row[0], row[1], row[2]) for row in matches[1:]) == [
+        ("HOLE-101", "area-1/D-001.pdf", 1),
+        ("HOLE-103", "area-1/D-002.pdf", 1),
+    ]
+    assert book.get_sheet_by_name("Unmatched targets").to_python()[1:] == [["HOLE-777"]]
+    files = {row[0]: row for row in book.get_sheet_by_name("Files").to_python()[1:]}
+    assert files["area-2/broken.pdf"][1] == "failed" and "broken.pdf" in files["area-2/broken.pdf"][3]
+    assert files["area-1/D-001.pdf"][1] == "2 codes" and files["area-2/D-004.pdf"][1] == "no code"
+    with zipfile.ZipFile(io.BytesIO(report.content)) as archive:
+        rels = archive.read("xl/worksheets/_rels/sheet2.xml.rels").decode()
+    link = rels.split('Target="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    file_link = urlsplit(link)
+    drawing = api.client.get(f"{file_link.path}?{file_link.query}")
+    assert drawing.status_code == 200 and drawing.content in (DRAWINGS["area-1/D-001.pdf"], DRAWINGS["area-1/D-002.pdf"])
+    tampered = api.client.get(f"{file_link.path}?{file_link.query.replace('expires=', 'expires=9')}")
+    assert tampered.status_code == 403
+    assert api.client.get(file_link.path).status_code == 401  # no key, no signature
+
+
+def test_a_chunk_run_twice_counts_its_files_once(api: Api) -> None:
+    members = {f"D-{number:03d}.pdf": drawing_pdf([f"HOLE-{number}"]) for number in range(4)}
+    response = api.start({"file": ("d.zip", zipped(members), "application/zip")}, ocr="false")
+    batch_id = response.json()["id"]
+    engine = create_database_engine(api.settings.resolved_database_url)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        first_chunk = session.scalars(select(Job.id).where(Job.batch_id == batch_id).order_by(Job.id)).first()
+    assert WorkerProcess(api.settings).run(idle_exit=True, max_jobs=1) == 1
+    with sessions.begin() as session:  # as if its worker died after settling: the chunk runs again
+        session.execute(update(Job).where(Job.id == first_chunk).values(status="queued", worker_id=None))
+    api.run()
+    with sessions() as session:
+        statuses = session.scalars(select(BatchFile.status).where(BatchFile.batch_id == batch_id)).all()
+        reports = session.scalars(select(Job.id).where(Job.batch_id == batch_id, Job.pipeline == "batch-report")).all()
+    engine.dispose()
+    done = api.get(f"/api/batches/{batch_id}").json()
+    assert (done["status"], done["processed"], done["failed"], done["total"]) == ("completed", 4, 0, 4)
+    assert sorted(statuses) == ["succeeded"] * 4 and len(reports) == 1
+    completes = [event for event in api.events(batch_id) if event["type"] == "COMPLETE"]
+    assert len(completes) == 1
+
+
+def test_folders_only_under_an_allowed_root(api: Api, tmp_path: Path) -> None:
+    root = api.settings.batch_roots[0]
+    (root / "plant").mkdir()
+    (root / "plant" / "D-1.pdf").write_bytes(drawing_pdf(["HOLE-1"]))
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "secret.pdf").write_bytes(drawing_pdf(["HOLE-2"]))
+
+    ok = api.start({}, folder=str(root / "plant"), ocr="false")
+    assert ok.status_code == 201 and ok.json()["total"] == 1
+    for folder, problem in [
+        (str(outside), "not under an allowed root"),
+        (f"{root}/plant/../../private", "'..' is not allowed"),
+        ("/etc", "not under an allowed root"),
+    ]:
+        refused = api.start({}, folder=folder)
+        assert refused.status_code == 422 and problem in refused.json()["error"]["message"], refused.text
+    os.symlink(outside / "secret.pdf", root / "plant" / "escape.pdf")
+    refused = api.start({}, folder=str(root / "plant"))
+    assert refused.status_code == 422 and "a symlink out of the allowed root" in refused.text
+    os.remove(root / "plant" / "escape.pdf")
+    os.symlink(outside, root / "plant" / "linked")
+    refused = api.start({}, folder=str(root / "plant"))
+    assert refused.status_code == 422 and "a symlink out of the allowed root" in refused.text
+
+
+@pytest.mark.parametrize("member", ["../../etc/passwd", "/etc/passwd", "a/../../b.pdf", "C:\\x.pdf"])
+def test_unsafe_zip_members_refuse_the_batch(api: Api, member: str) -> None:
+    response = api.start(
+        {"file": ("evil.zip", zipped({"ok.pdf": drawing_pdf(["HOLE-1"]), member: b"%PDF-1.4"}), "application/zip")}
+    )
+    message = response.json()["error"]["message"]
+    assert response.status_code == 422 and f"evil.zip:{member}: " in message
+    assert "absolute or climbs out of the archive" in message
+
+
+def test_a_cancelled_batch_stops_and_makes_no_report(api: Api) -> None:
+    members = {f"D-{number}.pdf": drawing_pdf([f"HOLE-{number}"]) for number in range(6)}
+    batch_id = api.start({"file": ("d.zip", zipped(members), "application/zip")}, ocr="false").json()["id"]
+    WorkerProcess(api.settings).run(idle_exit=True, max_jobs=1)
+    cancelled = api.client.post(f"/api/batches/{batch_id}/cancel", headers=api.headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    api.run()
+    done = api.get(f"/api/batches/{batch_id}").json()
+    assert (done["status"], done["processed"]) == ("cancelled", 2)
+    assert api.get(f"/api/batches/{batch_id}/report").status_code == 409
+    assert api.events(batch_id)[-1]["code"] == "cancelled"
+    assert api.client.post(f"/api/batches/{batch_id}/cancel", headers=api.headers).status_code == 409
+
+
+def test_bad_requests_name_the_problem(api: Api) -> None:
+    both = api.start({"file": ("d.zip", zipped({"a.pdf": b"x"}), "application/zip")}, folder="/x")
+    assert both.status_code == 422 and "exactly one of" in both.text
+    pattern = api.start({"file": ("d.zip", zipped({"a.pdf": b"x"}), "application/zip")}, pattern="(")
+    assert pattern.status_code == 422 and "pattern" in pattern.text
+    empty = api.start({"file": ("d.zip", zipped({}), "application/zip")})
+    assert empty.status_code == 422 and "no files" in empty.text
+    assert api.get("/api/batches/999999").status_code == 404
