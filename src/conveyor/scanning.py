@@ -12,7 +12,6 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,9 +24,6 @@ from conveyor.batch_reports import write_batch_xlsx
 from conveyor.batching.report import load_batch_report
 from conveyor.content import Limits
 from conveyor.errors import InputError
-from conveyor.extractors.isolation import Deadline, sandbox_for
-from conveyor.extractors.sniff import HEAD_BYTES, sniff
-from conveyor.pipelines.codescan import read_targets
 from conveyor.settings import Settings
 from conveyor.store.blobs import BlobStore, blob_store_for
 from conveyor.store.tables import BatchFile
@@ -66,7 +62,9 @@ def start(settings: Settings, sessions: sessionmaker[Session], request: ScanRequ
     if request.pattern:
         params["pattern"] = request.pattern
     if request.targets is not None:
-        params["targets"] = targets_of(request.targets, limits, request.target_column)
+        params["targets"] = intake.target_list(
+            request.targets, request.targets.name, limits, request.target_column
+        )
     blobs = blob_store_for(settings)
     path = request.path
     chunk_size = request.chunk_size or settings.batch_chunk_size
@@ -100,27 +98,6 @@ def _create(
         actor="conveyor scan",
     )
     return batch.id
-
-
-def targets_of(path: Path, limits: Limits, column: str | None) -> list[str]:
-    """The target list, read in the parser sandbox like any untrusted spreadsheet."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such targets file")
-    with path.open("rb") as stream:
-        head = stream.read(HEAD_BYTES)
-    media_type = sniff(head, path.name, reopen=lambda: path.open("rb")).media_type
-    targets: list[str] = sandbox_for(limits).run(
-        partial(read_targets, column=column),
-        str(path),
-        media_type,
-        path.name,
-        limits,
-        deadline=Deadline.start(limits.seconds_per_file),
-        subject=path.name,
-    )
-    if not targets:
-        raise InputError(f"{path.name}: no target codes in the list")
-    return targets
 
 
 def follow(

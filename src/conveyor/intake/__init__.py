@@ -28,6 +28,7 @@ from conveyor.intake.batches import (
     get_batch,
     get_batch_file,
     prefix_files,
+    target_list,
     zip_files,
 )
 from conveyor.intake.configuration import (
@@ -108,6 +109,7 @@ __all__ = [
     "submit_from_source",
     "submit_reference",
     "submit_uploads",
+    "target_list",
     "validate_setting",
     "zip_files",
 ]

@@ -27,9 +27,11 @@ from conveyor import queue
 from conveyor.batching import state
 from conveyor.content import Limits
 from conveyor.errors import Conflict, InputError, NotFound
+from conveyor.extractors.isolation import Deadline, sandbox_for
 from conveyor.extractors.limits import check_zip, read_zip_member
 from conveyor.extractors.sniff import HEAD_BYTES, sniff
 from conveyor.pipelines import get_pipeline
+from conveyor.pipelines.codescan import read_targets
 from conveyor.store.blobs import BlobStore, S3BlobStore
 from conveyor.store.tables import Batch, BatchFile, Document, Job, utcnow
 
@@ -258,3 +260,25 @@ def cancel_batch(session: Session, *, batch_id: int) -> Batch:
         {"message": "the batch was cancelled", "code": "cancelled", "cancelled_files": len(cancelled)},
     )
     return batch
+
+
+def target_list(path: Path, filename: str, limits: Limits, column: str | None) -> list[str]:
+    """The codes of a target list (xlsx, xls, ods, csv), read in the parser sandbox: a targets file
+    is as untrusted as any upload."""
+    if not path.is_file():
+        raise InputError(f"{filename}: no such targets file")
+    with path.open("rb") as stream:
+        head = stream.read(HEAD_BYTES)
+    media_type = sniff(head, filename, reopen=functools.partial(_open_binary, path)).media_type
+    targets: list[str] = sandbox_for(limits).run(
+        functools.partial(read_targets, column=column),
+        str(path),
+        media_type,
+        filename,
+        limits,
+        deadline=Deadline.start(limits.seconds_per_file),
+        subject=filename,
+    )
+    if not targets:
+        raise InputError(f"{filename}: no target codes in the list")
+    return targets

@@ -48,13 +48,31 @@ _CONFUSIONS = str.maketrans("OILSBZ", "011582")
 _PDFIUM_LINE_HYPHENS = ("\x02", "\ufffe")
 # The last word of a line and the first of the next (looked ahead at, so that a one-word line is
 # the second word of one junction and the first of the next).
+_MAX_PASSES = 4
 _JUNCTION = re.compile(r"(?<!\S)(\S*+) *+\n *+(?=(\S*+))")
 
 
 def normalise_code(text: str) -> str:
     """The code's normal form (see the module docstring); idempotent, "" for text with no
     letter, digit or symbol."""
-    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).upper())
+    code = _normal_once(text)
+    if code.isascii():
+        return code
+    # Dropping a separator can put a combining mark after a letter, and NFKC then composes or
+    # reorders them: again until nothing changes (once more at most, in practice).
+    for _ in range(_MAX_PASSES):
+        again = _normal_once(code)
+        if again == code:
+            break
+        code = again
+    return code
+
+
+def _normal_once(text: str) -> str:
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).upper())
+    else:
+        text = text.upper()
     out: list[str] = []
     previous_alphanumeric = False
     for piece in _PIECES.findall(text):
@@ -63,7 +81,8 @@ def normalise_code(text: str) -> str:
             out.append("-")
         out.append(piece)
         previous_alphanumeric = alphanumeric
-    return "".join(out)
+    joined = "".join(out)
+    return joined if joined.isascii() else unicodedata.normalize("NFKC", joined)
 
 
 def skeleton(code: str) -> str:

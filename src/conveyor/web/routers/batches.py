@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
 import orjson
@@ -19,9 +20,6 @@ from conveyor.batching.links import Links
 from conveyor.batching.report import load_batch_report
 from conveyor.content import Limits
 from conveyor.errors import Conflict, InputError
-from conveyor.extractors.isolation import Deadline, sandbox_for
-from conveyor.extractors.sniff import HEAD_BYTES, sniff
-from conveyor.pipelines.codescan import read_targets
 from conveyor.settings import Settings
 from conveyor.store.blobs import BlobStore, open_blob_store
 from conveyor.web.dependencies import (
@@ -147,27 +145,13 @@ def _create(session: Session, blobs: BlobStore, settings: Settings, form: Upload
 
 
 def _targets(upload: UploadedFile, limits: Limits, column: str | None) -> list[str]:
-    """The target codes, read in the parser sandbox (a targets file is as untrusted as any)."""
-    with tempfile.NamedTemporaryFile(suffix=f"-{upload.filename[-40:]}") as copy:
-        upload.stream.seek(0)
-        while chunk := upload.stream.read(CHUNK_BYTES):
-            copy.write(chunk)
-        copy.flush()
-        copy.seek(0)
-        head = copy.read(HEAD_BYTES)
-        media_type = sniff(head, upload.filename, reopen=partial(open, copy.name, "rb")).media_type
-        targets: list[str] = sandbox_for(limits).run(
-            partial(read_targets, column=column),
-            copy.name,
-            media_type,
-            upload.filename,
-            limits,
-            deadline=Deadline.start(limits.seconds_per_file),
-            subject=upload.filename,
-        )
-    if not targets:
-        raise InputError(f"{upload.filename}: no target codes in the list")
-    return targets
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "targets"
+        with copy.open("wb") as target:
+            upload.stream.seek(0)
+            while chunk := upload.stream.read(CHUNK_BYTES):
+                target.write(chunk)
+        return intake.target_list(copy, upload.filename, limits, column)
 
 
 def _json_object(raw: str | None) -> dict[str, Any]:
