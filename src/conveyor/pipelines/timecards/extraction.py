@@ -9,6 +9,7 @@ disagree keeps the punches and loses confidence.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from conveyor.pipelines.timecards.grid import find_grids, grid_entries, outside_
 from conveyor.pipelines.timecards.layout import TOTALS, UNKNOWN_EMPLOYEE, Role, Table, find_tables
 from conveyor.pipelines.timecards.model import Entry
 from conveyor.pipelines.timecards.punches import at, read_breaks, read_duration, read_time
+from conveyor.pipelines.timecards.reading import CACHED_CELLS
 
 # Punches and an hours column may differ by rounding to the quarter hour; beyond this they disagree.
 HOURS_TOLERANCE: Final = Decimal("0.26")
@@ -113,6 +115,7 @@ def _is_totals(row: Sequence[object], cells: dict[Role, object], labels: list[in
     return not ("start" in cells or "end" in cells or "date" in cells or "start_date" in cells)
 
 
+_NO_BREAK: Final = Decimal(0)
 _WORKING: Final[tuple[Role, ...]] = ("date", "start_date", "start", "end", "hours")
 _PUNCHED: Final[tuple[Role, ...]] = ("start", "end", "hours")
 
@@ -137,7 +140,8 @@ def _entry(cells: dict[Role, object], carried: _Carried, year: int | None, sourc
     else:
         return None
     start, end = _punches(cells, date, confidences)
-    breaks = read_breaks(cells, start, confidences)
+    has_breaks = "break_start" in cells or "break_end" in cells or "break" in cells
+    breaks = read_breaks(cells, start, confidences) if has_breaks else _NO_BREAK
     sheet_hours = read_duration(cells.get("hours"), confidences)
     if start is not None and end is not None:
         hours = values.worked_hours(start, end, breaks)
@@ -163,7 +167,9 @@ def _entry(cells: dict[Role, object], carried: _Carried, year: int | None, sourc
     )
 
 
+@functools.lru_cache(maxsize=CACHED_CELLS, typed=True)
 def _text(value: object) -> str | None:
+    """Cached: a name repeats on every row of its employee."""
     if value is None:
         return None
     text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
