@@ -3,8 +3,8 @@
 A drawing is a page with a title block, a few drawn pipes and one note line per code ("Drill HOLE-123
 through flange."). The filler words carry no digits, so the default pattern finds exactly the codes
 written and nothing else. Nothing here depends on the corpus or on system fonts: text PDFs use the
-PDF core font Helvetica (Windows-1252, so an en dash can be written), scans are those pages drawn
-by pdfium and stored as images alone.
+PDF core font Helvetica, so codes are written in Windows-1252 (an en or em dash can be, a minus sign
+U+2212 cannot), and scans are those pages drawn by pdfium and stored as images alone.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def drawing_pdf(
     per code. A code in ``split`` ends its line at the break ("Drill HOLE-" / "123 through flange.").
 
     ``scanned``: every page is drawn to a grayscale image and the PDF holds only the images (no text
-    layer), in a large clear font that Tesseract reads back exactly.
+    layer), in a large clear font. Tesseract reads codes in capitals with a hyphen or a space back
+    exactly ("HOLE-0042", "HOLE 77"); it reads a zero after "hole-" in lower case, or after an en
+    dash, as the letter O now and then, an OCR confusion that codescan reports as a fuzzy match.
     """
     if pages < 1:
         raise ValueError("a drawing has at least one page")

@@ -4,6 +4,7 @@ pdfium's text actually looks like around a line-end hyphen."""
 from __future__ import annotations
 
 import re
+import string
 
 import pypdfium2 as pdfium
 import pytest
@@ -11,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conveyor.pipelines.codescan import DEFAULT_PATTERN, normalise_code
-from conveyor.pipelines.codescan.codes import DASHES, compiled, find_codes, plain_text, skeleton
+from conveyor.pipelines.codescan.codes import (
+    DASHES,
+    compiled,
+    find_codes,
+    ocr_lines,
+    plain_text,
+    skeleton,
+)
 from tests.drawings import drawing_pdf
 
 PATTERN = compiled(DEFAULT_PATTERN)
@@ -63,7 +71,7 @@ def test_normal_form_is_idempotent(text: str) -> None:
     assert normalise_code(once) == once
 
 
-_letters = st.text(st.sampled_from("ABCDEFGHJKMNPRTUVWXY"), min_size=1, max_size=6)
+_letters = st.text(st.sampled_from(string.ascii_uppercase), min_size=1, max_size=6)
 _digits = st.text(st.sampled_from("0123456789"), min_size=1, max_size=6)
 _separator = st.one_of(
     st.just(""),
@@ -78,7 +86,8 @@ def test_every_spelling_of_a_code_has_one_normal_form(
     letters: str, digits: str, separator: str, upper: list[bool]
 ) -> None:
     cased = "".join(
-        letter.upper() if upper[index % len(upper)] else letter.lower() for index, letter in enumerate(letters)
+        letter.upper() if upper[index % len(upper)] else letter.lower()
+        for index, letter in enumerate(letters)
     )
     assert normalise_code(f"{cased}{separator}{digits}") == f"{letters}-{digits}"
 
@@ -99,7 +108,10 @@ def test_default_pattern_finds_the_usual_spellings_and_no_truncated_code() -> No
 
 
 def test_as_written_keeps_the_text_of_the_page() -> None:
-    assert codes_in("at hole\u20130042 and HOLE\u00a012") == [("HOLE-0042", "hole\u20130042"), ("HOLE-12", "HOLE\u00a012")]
+    assert codes_in("at hole\u20130042 and HOLE\u00a012") == [
+        ("HOLE-0042", "hole\u20130042"),
+        ("HOLE-12", "HOLE\u00a012"),
+    ]
 
 
 def test_a_pattern_written_with_a_plain_dash_finds_every_dash() -> None:
@@ -128,6 +140,13 @@ def test_a_pattern_written_with_a_plain_dash_finds_every_dash() -> None:
 )
 def test_codes_broken_across_a_line_end(text: str, expected: list[tuple[str, str]]) -> None:
     assert codes_in(text) == expected
+
+
+def test_ocr_blank_lines_do_not_break_a_code() -> None:
+    # Tesseract's reading of a scanned "Drill HOLE-" / "123 through flange.": a block break between.
+    text = ocr_lines("Drill HOLE-\n\n123 through flange.\n \nDrill HOLE\n\n\n77 through")
+    assert text == "Drill HOLE-\n123 through flange.\nDrill HOLE\n77 through"
+    assert codes_in(text) == [("HOLE-123", "HOLE-123"), ("HOLE-77", "HOLE77")]
 
 
 def test_a_break_inside_the_digits_joins_when_the_pieces_only_match_joined() -> None:

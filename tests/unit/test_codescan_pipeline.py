@@ -14,7 +14,7 @@ from conveyor.errors import InputError
 from conveyor.extractors.spooling import local_document
 from conveyor.pipelines import get_pipeline, run_pipeline
 from conveyor.pipelines.codescan import CodescanPipeline
-from conveyor.pipelines.codescan.pipeline import status
+from conveyor.pipelines.codescan.results import status
 from tests.documents import png_bytes, text_image
 from tests.drawings import corrupt_pdf, drawing_pdf
 
@@ -61,7 +61,13 @@ def test_text_layer_codes_match_the_targets_exactly_as_generated(tmp_path: Path)
         ("HOLE-77", 2, None, None),
         ("HOLE-5", 2, None, None),
     ]
-    assert [code["as_written"] for code in codes] == ["HOLE-123", "hole\u20130042", "HOLE-6", "HOLE 77", "HOLE-5"]
+    assert [code["as_written"] for code in codes] == [
+        "HOLE-123",
+        "hole\u20130042",
+        "HOLE-6",
+        "HOLE 77",
+        "HOLE-5",
+    ]
     assert {code["source"] for code in codes} == {"text-layer"}
     assert {code["confidence"] for code in codes} == {1.0}
     assert result.summary == {
@@ -108,14 +114,19 @@ def test_a_code_is_reported_once_per_page_it_is_on(tmp_path: Path) -> None:
     # Code i goes on page i % 2 + 1: HOLE-1 twice on page 1 (two spellings), once on page 2.
     path = write(tmp_path, "repeat.pdf", drawing_pdf(["HOLE-1", "HOLE-1", "hole 1", "HOLE-2"], pages=2))
     result, codes, _ = scan(path, {"targets": ["HOLE-1"]})
-    assert brief(codes) == [("HOLE-1", 1, "HOLE-1", "exact"), ("HOLE-1", 2, "HOLE-1", "exact"), ("HOLE-2", 2, None, None)]
+    assert brief(codes) == [
+        ("HOLE-1", 1, "HOLE-1", "exact"),
+        ("HOLE-1", 2, "HOLE-1", "exact"),
+        ("HOLE-2", 2, None, None),
+    ]
     assert codes[0]["as_written"] == "HOLE-1"  # the first reading on the page is kept
     assert result.summary["codes"] == 2
     assert result.summary["matches"] == 1
 
 
 @pytest.mark.parametrize(
-    ("written", "expected"), [([], "no code"), (["HOLE-1"], "1 code"), (["HOLE-1", "HOLE-2", "HOLE-3"], "3 codes")]
+    ("written", "expected"),
+    [([], "no code"), (["HOLE-1"], "1 code"), (["HOLE-1", "HOLE-2", "HOLE-3"], "3 codes")],
 )
 def test_status_counts_distinct_codes(tmp_path: Path, written: list[str], expected: str) -> None:
     result, _, _ = scan(write(tmp_path, "drawing.pdf", drawing_pdf(written)))
@@ -139,7 +150,10 @@ def test_text_layer_codes_never_match_fuzzily(tmp_path: Path) -> None:
 def test_a_custom_pattern_finds_only_its_codes(tmp_path: Path) -> None:
     path = write(tmp_path, "valves.pdf", drawing_pdf(["V-101", "HOLE-1", "v\u2013102", "V-1"]))
     result, codes, _ = scan(path, {"pattern": r"\bV-\d{3}\b"})
-    assert [(code["code"], code["as_written"]) for code in codes] == [("V-101", "V-101"), ("V-102", "v\u2013102")]
+    assert [(code["code"], code["as_written"]) for code in codes] == [
+        ("V-101", "V-101"),
+        ("V-102", "v\u2013102"),
+    ]
     assert result.summary["status"] == "2 codes"
 
 
@@ -149,11 +163,11 @@ def test_a_custom_pattern_finds_only_its_codes(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def scanned_drawing(tmp_path_factory: pytest.TempPathFactory) -> tuple[PipelineResult, list[dict[str, Any]]]:
     """One scanned page, read once by the tests below: HOLE-IO8 is printed with a letter I and O,
-    as a smudged print reads, and Tesseract reads exactly that."""
+    as a smudged print reads, and Tesseract reads exactly that; HOLE 77 is broken across lines."""
     path = write(
         tmp_path_factory.mktemp("scan"),
         "scan.pdf",
-        drawing_pdf(["HOLE-123", "HOLE-IO8", "HOLE 77", "HOLE-555"], scanned=True),
+        drawing_pdf(["HOLE-123", "HOLE-IO8", "HOLE 77", "HOLE-555"], split=["HOLE 77"], scanned=True),
     )
     result, codes, context = scan(path, {"targets": ["HOLE-123", "HOLE-108", "HOLE-77", "HOLE-999"]})
     assert context.events[-1] == ("PROGRESS", {"value": 100.0})
@@ -166,6 +180,7 @@ def test_a_scanned_page_is_read_by_ocr_and_its_codes_matched(
     result, codes = scanned_drawing
     exact = [code for code in codes if code["match"] == "exact"]
     assert brief(exact) == [("HOLE-123", 1, "HOLE-123", "exact"), ("HOLE-77", 1, "HOLE-77", "exact")]
+    assert [code["as_written"] for code in exact] == ["HOLE-123", "HOLE77"]
     assert {code["source"] for code in codes} == {"ocr"}
     assert all(0.8 < code["confidence"] < 1.0 for code in exact)
     assert ("HOLE-555", 1, None, None) in brief(codes)
@@ -259,3 +274,60 @@ def test_run_refuses_targets_that_are_not_a_list_of_codes(tmp_path: Path) -> Non
         run_pipeline(PIPELINE, local_document(path), {"targets": "HOLE-1"}, OfflineContext(LIMITS))
     with pytest.raises(InputError, match=r"^param 'targets'"):
         run_pipeline(PIPELINE, local_document(path), {"targets": [["HOLE-1"]]}, OfflineContext(LIMITS))
+
+
+# --- several files at once ----------------------------------------------------------------------------
+
+
+def test_run_many_gives_each_file_the_result_run_gives_it_and_its_own_error(tmp_path: Path) -> None:
+    targets = {"targets": ["HOLE-1", "HOLE-7", "HOLE-40"]}
+    good = [
+        write(tmp_path, f"drawing-{index}.pdf", drawing_pdf([f"HOLE-{index}", "HOLE-40"], split=["HOLE-40"]))
+        for index in range(20)
+    ]
+    named_wrong = write(tmp_path, "notes.txt", drawing_pdf(["HOLE-7"]))
+    broken = write(tmp_path, "broken.pdf", corrupt_pdf())
+    image = write(tmp_path, "photo.pdf", png_bytes(text_image(["HOLE-1"])))
+    paths = [*good[:10], broken, named_wrong, image, *good[10:]]
+    documents = [local_document(path) for path in paths]
+    pipeline = CodescanPipeline()
+    outcomes = list(pipeline.run_many(documents, PIPELINE.validate_params(targets), OfflineContext(LIMITS)))
+    assert len(outcomes) == len(paths)
+    for path, document, outcome in zip(paths, documents, outcomes, strict=True):
+        if path in (broken, image):
+            assert isinstance(outcome, InputError)
+            assert str(outcome).startswith(f"{path.name}: ")
+            continue
+        assert isinstance(outcome, PipelineResult), outcome
+        alone = run_pipeline(PIPELINE, document, PIPELINE.validate_params(targets), OfflineContext(LIMITS))
+        assert [record.as_json() for record in outcome.records] == [
+            record.as_json() for record in alone.records
+        ]
+        assert outcome.summary == alone.summary
+        assert [finding.as_json() for finding in outcome.findings] == [
+            finding.as_json() for finding in alone.findings
+        ]
+    first = outcomes[0]
+    assert isinstance(first, PipelineResult)
+    assert first.summary["matched_targets"] == ["HOLE-40"]
+    wrong_name = outcomes[11]
+    assert isinstance(wrong_name, PipelineResult)
+    assert [finding.rule for finding in wrong_name.findings] == ["extension_mismatch"]
+
+
+def test_run_many_reads_a_group_again_file_by_file_when_the_group_call_fails(tmp_path: Path) -> None:
+    # A file that vanished makes pypdfium2 raise FileNotFoundError, which no reader expects: the
+    # parser call for the whole group fails, and only that file fails when each is read alone.
+    present = [write(tmp_path, f"drawing-{index}.pdf", drawing_pdf([f"HOLE-{index}"])) for index in range(3)]
+    scanned = write(tmp_path, "scan.pdf", drawing_pdf(["HOLE-77"], scanned=True))
+    vanished = write(tmp_path, "vanished.pdf", drawing_pdf(["HOLE-9"]))
+    documents = [local_document(path) for path in [present[0], vanished, scanned, *present[1:]]]
+    vanished.unlink()
+    pipeline = CodescanPipeline()
+    outcomes = list(pipeline.run_many(documents, PIPELINE.validate_params({}), OfflineContext(LIMITS)))
+    assert isinstance(outcomes[1], InputError)
+    assert str(outcomes[1]).startswith("vanished.pdf: ")
+    results = [outcome for outcome in outcomes if isinstance(outcome, PipelineResult)]
+    codes = [result.summary["code_list"] for result in results]
+    assert codes == [["HOLE-0"], ["HOLE-77"], ["HOLE-1"], ["HOLE-2"]]
+    assert [result.summary["ocr_pages"] for result in results] == [0, 1, 0, 0]

@@ -3,6 +3,7 @@ spreadsheet format, and the errors that name the file."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from conveyor.content import Limits
 from conveyor.errors import InputError
+from conveyor.extractors.isolation import Deadline, sandbox_for
 from conveyor.extractors.spooling import local_document
 from conveyor.pipelines.codescan import read_targets
 from tests.drawings import targets_csv, targets_xlsx
@@ -23,6 +25,21 @@ LIMITS = Limits(parse_workers=1)
 def targets_from(path: Path, column: str | None = None) -> list[str]:
     document = local_document(path)
     return read_targets(str(path), document.media_type, document.filename, LIMITS, column=column)
+
+
+def test_read_targets_runs_in_the_parser_sandbox(tmp_path: Path) -> None:
+    path = write(tmp_path, "targets.xlsx", targets_xlsx(TARGETS))
+    document = local_document(path)
+    found: list[str] = sandbox_for(LIMITS).run(
+        functools.partial(read_targets, column="B"),
+        str(path),
+        document.media_type,
+        document.filename,
+        LIMITS,
+        deadline=Deadline.start(60),
+        subject=document.filename,
+    )
+    assert found == NORMAL
 
 
 def write(folder: Path, name: str, data: bytes) -> Path:

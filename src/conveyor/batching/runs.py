@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +19,9 @@ from conveyor.batch_reports import write_batch_xlsx
 from conveyor.batching import state
 from conveyor.batching.links import Links
 from conveyor.batching.report import load_batch_report
-from conveyor.content import PipelineContext, Record
+from conveyor.content import DocumentInput, PipelineContext, PipelineResult, Record
 from conveyor.errors import Cancelled, ConveyorError, InputError, NotFound
-from conveyor.pipelines import get_pipeline, run_pipeline
+from conveyor.pipelines import Pipeline, get_pipeline, run_pipeline
 from conveyor.queue import ClaimedJob
 from conveyor.store.blobs import BlobStore
 from conveyor.store.documents import load_document
@@ -61,27 +61,32 @@ def run(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> dic
 
 def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> dict[str, Any]:
     assert job.batch_id is not None
+    batch_id = job.batch_id
     with runtime.readers() as session:
-        batch = session.get(Batch, job.batch_id)
+        batch = session.get(Batch, batch_id)
         if batch is None:
-            raise NotFound(f"batch {job.batch_id} not found")
+            raise NotFound(f"batch {batch_id} not found")
         params, pipeline_name = dict(batch.params), batch.pipeline
         files = session.execute(
             select(BatchFile.id, BatchFile.name, BatchFile.document_id)
             .where(BatchFile.id.in_(job.params.get("files", [])), BatchFile.status == "queued")
             .order_by(BatchFile.id)
         ).all()
+        documents = [
+            load_document(session, runtime.blobs, document_id) if document_id is not None else None
+            for _, _, document_id in files
+        ]
     pipeline = get_pipeline(pipeline_name)
     validated = pipeline.validate_params(params)
     settled = 0
-    for position, (file_id, name, document_id) in enumerate(files):
-        if control.is_cancelled():
-            raise Cancelled
-        outcome, records = _scan(runtime, pipeline_name, validated, document_id, control)
+    for position, ((file_id, name, document_id), result) in enumerate(
+        zip(files, _results(pipeline, documents, validated, control), strict=True)
+    ):
+        outcome, records = _outcome(result)
         with runtime.sessions.begin() as session:
             if not _still_ours(session, job.id, runtime.worker_id):
                 raise LeaseLost
-            if state.settle_file(session, batch_id=job.batch_id, file_id=file_id, name=name, outcome=outcome):
+            if state.settle_file(session, batch_id=batch_id, file_id=file_id, name=name, outcome=outcome):
                 settled += 1
                 if records:
                     write_records(
@@ -90,30 +95,52 @@ def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> 
                         job_id=job.id,
                         document_id=document_id,
                         pipeline=pipeline_name,
-                        namespace=f"batch:{job.batch_id}:{file_id}",
+                        namespace=f"batch:{batch_id}:{file_id}",
                     )
         control.progress(100 * (position + 1) / len(files))
+        if control.is_cancelled():
+            raise Cancelled
     return {"files": len(files), "settled": settled}
 
 
-def _scan(
-    runtime: BatchRuntime,
-    pipeline_name: str,
+def _results(
+    pipeline: Pipeline,
+    documents: list[DocumentInput | None],
     params: dict[str, Any],
-    document_id: int | None,
     control: PipelineContext,
-) -> tuple[state.Outcome, list[Record]]:
-    """One file through the pipeline. Bad input is the file's failure, not the chunk's; anything
-    else (a transient error, a bug) fails the chunk job, which is retried from its next file."""
+) -> Iterator[PipelineResult | InputError]:
+    """Each file's result (or its InputError) in order, as it is done: through the pipeline's
+    ``run_many`` when it has one (several small files per parser call), else one ``run`` each.
+    Errors other than bad input (a transient failure, a bug) fail the chunk job, which is retried
+    from its first unsettled file."""
+    present = [document for document in documents if document is not None]
+    run_many = getattr(pipeline, "run_many", None)
+    if run_many is not None:
+        results: Iterator[PipelineResult | InputError] = run_many(present, params, control)
+    else:
+        results = (_run_one(pipeline, document, params, control) for document in present)
+    for document in documents:
+        yield DELETED if document is None else next(results)
+
+
+DELETED = InputError("the file's document was deleted before it was scanned")
+
+
+def _run_one(
+    pipeline: Pipeline, document: DocumentInput, params: dict[str, Any], control: PipelineContext
+) -> PipelineResult | InputError:
     try:
-        if document_id is None:
-            raise InputError("the file's document was deleted before it was scanned")
-        with runtime.readers() as session:
-            document = load_document(session, runtime.blobs, document_id)
-        result = run_pipeline(get_pipeline(pipeline_name), document, params, control)
-        records = list(result.records)
+        result = run_pipeline(pipeline, document, params, control)
+        result.records = list(result.records)
+        return result
     except InputError as error:
-        return state.Outcome(ok=False, result={"status": "failed"}, matches=[], error=str(error)), []
+        return error
+
+
+def _outcome(result: PipelineResult | InputError) -> tuple[state.Outcome, list[Record]]:
+    if isinstance(result, InputError):
+        return state.Outcome(ok=False, result={"status": "failed"}, matches=[], error=str(result)), []
+    records = list(result.records)
     matches = [
         {
             "code": record.data["code"],

@@ -46,9 +46,10 @@ _CONFUSIONS = str.maketrans("OILSBZ", "011582")
 # pdfium marks a hyphen that ends a line as a soft hyphen and joins the two lines: get_text_bounded
 # gives "\x02", get_text_range "\ufffe". Both are put back as the hyphen and the line break they were.
 _PDFIUM_LINE_HYPHENS = ("\x02", "\ufffe")
+_MAX_PASSES = 4
+_BLANK_LINES = re.compile(r"\n[^\S\n]*(?:\n[^\S\n]*)+")
 # The last word of a line and the first of the next (looked ahead at, so that a one-word line is
 # the second word of one junction and the first of the next).
-_MAX_PASSES = 4
 _JUNCTION = re.compile(r"(?<!\S)(\S*+) *+\n *+(?=(\S*+))")
 
 
@@ -116,6 +117,12 @@ def plain_text(text: str) -> str:
     return text
 
 
+def ocr_lines(text: str) -> str:
+    """OCR text with its blank lines dropped: Tesseract puts them between blocks it sees, and a code
+    broken across a line end ("HOLE-" / "123") often comes back with one in the break."""
+    return _BLANK_LINES.sub("\n", text)
+
+
 def plain_separators(text: str) -> str:
     """Every dash as "-", every space and tab as " "; character for character, so positions hold."""
     return text if text.isascii() and "\t" not in text else text.translate(_PLAIN_SEPARATORS)
@@ -136,7 +143,7 @@ def find_codes(text: str, pattern: re.Pattern[str]) -> list[Found]:
         for match in pattern.finditer(searched)
         if match.end() > match.start()
     ]
-    joined = list(_joined_across_lines(text, searched, pattern))
+    joined = _joined_across_lines(text, searched, pattern)
     if not joined:
         return found
     kept = [item for item in found if not any(_overlap(item, join) for join in joined)]

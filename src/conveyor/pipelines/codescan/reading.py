@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from conveyor.content import PageSource
+from conveyor.errors import InputError
 from conveyor.extractors import pdf
-from conveyor.pipelines.codescan.codes import Found, compiled, find_codes, plain_text
+from conveyor.pipelines.codescan.codes import Found, compiled, find_codes, ocr_lines, plain_text
 from conveyor.pipelines.page_reading import FileTask, PageTask, read_pdf_page
 
 
@@ -61,9 +62,22 @@ def scan_text_layer(task: TextLayerTask) -> tuple[int, list[PageCodes]]:
     ]
 
 
+def scan_text_layers(tasks: list[TextLayerTask]) -> list[tuple[int, list[PageCodes]] | InputError]:
+    """``scan_text_layer`` for several files in one call, each file's InputError (a corrupt or
+    encrypted file) returned in its place so that it fails alone. Any other error fails the call,
+    and the caller reads its files one by one to find which file it was."""
+    outcomes: list[tuple[int, list[PageCodes]] | InputError] = []
+    for task in tasks:
+        try:
+            outcomes.append(scan_text_layer(task))
+        except InputError as error:
+            outcomes.append(error)
+    return outcomes
+
+
 def scan_ocr_page(task: OcrTask) -> PageCodes:
     reading = read_pdf_page(task.page)
-    text = plain_text(reading.text or "")
+    text = ocr_lines(plain_text(reading.text or ""))
     found = find_codes(text, compiled(task.pattern))
     source: PageSource = "ocr" if text.strip() else "none"
     return PageCodes(task.page.index + 1, source, False, found, text, reading.confidence)

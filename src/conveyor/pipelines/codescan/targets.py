@@ -1,8 +1,9 @@
 """The target list: codes read from one column of a spreadsheet (xlsx, xls, ods, csv, ...), the
 column found by its header or named by the caller, and the set they are matched against.
 
-The workbook is read in a parser process (it is an uploaded file like any other); finding the
-column and normalising the codes happen here.
+``read_targets`` parses the uploaded file in the process that calls it: call it in the parser
+sandbox (``Sandbox.run(read_targets, ...)``), as for any untrusted file. It is module-level and
+returns plain strings, so it runs there as it is.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from typing import Final
 
 from conveyor.content import Limits
 from conveyor.errors import InputError
-from conveyor.extractors.isolation import Deadline, sandbox_for
 from conveyor.extractors.spreadsheet import (
     CellValue,
     Sheet,
-    Workbook,
     cell_text,
     column_letters,
     read_workbook,
@@ -63,15 +62,7 @@ def read_targets(
     there. Raises InputError naming the file when no column is found (with the headers seen), or
     the column holds no code.
     """
-    workbook: Workbook = sandbox_for(limits).run(
-        read_workbook,
-        path,
-        media_type,
-        filename,
-        limits,
-        deadline=Deadline.start(limits.seconds_per_file),
-        subject=filename,
-    )
+    workbook = read_workbook(path, media_type, filename, limits)
     sheets = _in_reading_order(workbook.sheets)
     found = _named_column(sheets, column, filename) if column is not None else _code_column(sheets)
     if found is None:
