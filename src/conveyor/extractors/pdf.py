@@ -137,8 +137,11 @@ def _page(document: pdfium.PdfDocument, index: int, subject: str) -> pdfium.PdfP
 
 
 def _clean(text: str) -> str:
-    """pdfium ends lines with CRLF and pads with NULs on some files; callers want plain newlines."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").replace("\ufffe", "")
+    """pdfium ends lines with CRLF and pads with NULs on some files; callers want plain newlines. A
+    hyphen that ended a line comes back as U+FFFE (or 0x02) with the lines joined: it is put back
+    as the page shows it, a hyphen and a line break (``HOLE-`` / ``123`` is not ``HOLE123``)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return text.replace("\ufffe", "-\n").replace("\x02", "-\n")
 
 
 def _words(textpage: pdfium.PdfTextPage, page_height: float) -> list[Word]:
