@@ -22,6 +22,7 @@ from conveyor.content import Limits
 from conveyor.errors import Conflict, InputError
 from conveyor.settings import Settings
 from conveyor.store.blobs import BlobStore, open_blob_store
+from conveyor.web import forms
 from conveyor.web.dependencies import (
     BlobsDep,
     ReadSessionDep,
@@ -110,12 +111,12 @@ def _create(session: Session, blobs: BlobStore, settings: Settings, form: Upload
     if len(archives) > 1 or len(target_files) > 1:
         raise InputError("one zip and at most one targets file per batch")
     limits = Limits(**settings.limit_values())
-    params: dict[str, Any] = _json_object(fields.get("params"))
+    params: dict[str, Any] = forms.json_object(fields.get("params"), "params")
     for name in ("pattern",):
         if fields.get(name):
             params[name] = fields[name]
     if fields.get("ocr"):
-        params["ocr"] = fields["ocr"].strip().lower() in {"1", "true", "yes", "on"}
+        params["ocr"] = forms.flag(fields["ocr"], "ocr")
     if target_files:
         params["targets"] = _targets(target_files[0], limits, fields.get("target_column") or None)
     if archives:
@@ -137,8 +138,8 @@ def _create(session: Session, blobs: BlobStore, settings: Settings, form: Upload
         source=source,
         pipeline=fields.get("pipeline") or "codescan",
         params=params,
-        chunk_size=_number(fields.get("chunk_size"), "chunk_size", settings.batch_chunk_size),
-        priority=_number(fields.get("priority"), "priority", 3),
+        chunk_size=forms.whole_number(fields.get("chunk_size"), "chunk_size", settings.batch_chunk_size),
+        priority=forms.whole_number(fields.get("priority"), "priority", 3),
         actor=actor,
     )
     return BatchOut.model_validate(batch)
@@ -152,27 +153,6 @@ def _targets(upload: UploadedFile, limits: Limits, column: str | None) -> list[s
             while chunk := upload.stream.read(CHUNK_BYTES):
                 target.write(chunk)
         return intake.target_list(copy, upload.filename, limits, column)
-
-
-def _json_object(raw: str | None) -> dict[str, Any]:
-    if not raw or not raw.strip():
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InputError(f"the form field 'params' is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise InputError("the form field 'params' must be a JSON object")
-    return value
-
-
-def _number(raw: str | None, name: str, default: int) -> int:
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise InputError(f"{name} must be a whole number, not {raw!r}") from None
 
 
 @router.get("/{batch_id}", response_model=BatchOut)

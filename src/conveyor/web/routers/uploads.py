@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor import intake
 from conveyor.errors import InputError
 from conveyor.store.blobs import BlobStore
+from conveyor.web import forms
 from conveyor.web.dependencies import BlobsDep, SessionDep, SettingsDep, SubmitterDep
 from conveyor.web.multipart import UploadForm, UploadLimits, read_upload
 from conveyor.web.schemas import JobOut, UploadOut
@@ -19,8 +19,6 @@ from conveyor.web.schemas import JobOut, UploadOut
 router = APIRouter(tags=["uploads"])
 FILES = frozenset({"file"})
 FIELDS = frozenset({"pipeline", "priority", "params", "force"})
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"", "0", "false", "no", "off"}
 
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -81,39 +79,9 @@ def _submit(session: Session, blobs: BlobStore, form: UploadForm, max_attempts: 
         blobs,
         files=[(file.filename, file.stream) for file in form.files],
         pipeline=fields["pipeline"],
-        params=_params(fields.get("params")),
-        priority=_priority(fields.get("priority")),
-        force=_flag(fields.get("force")),
+        params=forms.json_object(fields.get("params"), "params"),
+        priority=forms.whole_number(fields.get("priority"), "priority", 3),
+        force=forms.flag(fields.get("force"), "force"),
         max_attempts=max_attempts,
     )
     return UploadOut(jobs=[JobOut.model_validate(job) for job in jobs])
-
-
-def _params(raw: str | None) -> dict[str, Any]:
-    if raw is None or not raw.strip():
-        return {}
-    try:
-        params = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise InputError(f"the form field 'params' is not valid JSON: {error}") from None
-    if not isinstance(params, dict):
-        raise InputError("the form field 'params' must be a JSON object")
-    return params
-
-
-def _priority(raw: str | None) -> int:
-    if raw is None or not raw.strip():
-        return 3
-    try:
-        return int(raw)
-    except ValueError:
-        raise InputError(f"priority must be a whole number 1 to 4, not {raw!r}") from None
-
-
-def _flag(raw: str | None) -> bool:
-    value = (raw or "").strip().lower()
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise InputError(f"force must be true or false, not {raw!r}")
