@@ -343,7 +343,8 @@ def scan(
         summary = {
             "batch": outcome.batch_id,
             "status": "completed" if last.get("type") == "COMPLETE" else last.get("code", "failed"),
-            **{name: last.get(name) for name in ("total", "processed", "failed", "matches")},
+            **{name: last.get(name) for name in ("total", "processed", "failed")},
+            "match_count": last.get("matches"),
             "report": str(report) if report else None,
             "matches": outcome.matches,
             "failed_files": [

@@ -244,3 +244,26 @@ def test_bad_requests_name_the_problem(api: Api) -> None:
     empty = api.start({"file": ("d.zip", zipped({}), "application/zip")})
     assert empty.status_code == 422 and "no files" in empty.text
     assert api.get("/api/batches/999999").status_code == 404
+
+
+def test_without_targets_every_code_found_is_reported(api: Api) -> None:
+    members = {
+        "a.pdf": drawing_pdf(["HOLE-1", "HOLE-2"]),
+        "b.pdf": drawing_pdf([]),
+        "c.pdf": drawing_pdf(["HOLE-3"]),
+    }
+    batch_id = api.start({"file": ("d.zip", zipped(members), "application/zip")}, ocr="false").json()["id"]
+    api.run()
+    done = api.get(f"/api/batches/{batch_id}").json()
+    assert (done["status"], done["processed"], done["matches"], done["targets"]) == ("completed", 3, 3, 0)
+    found = [event["data"] for event in api.events(batch_id) if event["type"] == "MATCH_FOUND"]
+    assert sorted(
+        (data["file"], match["code"], match["kind"]) for data in found for match in data["matches"]
+    ) == [
+        ("a.pdf", "HOLE-1", "found"),
+        ("a.pdf", "HOLE-2", "found"),
+        ("c.pdf", "HOLE-3", "found"),
+    ]
+    report = api.get(f"/api/batches/{batch_id}/report", params={"format": "json"}).json()
+    assert sorted(match["code"] for match in report["matches"]) == ["HOLE-1", "HOLE-2", "HOLE-3"]
+    assert report["unmatched_targets"] == []

@@ -82,7 +82,7 @@ def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> 
     for position, ((file_id, name, document_id), result) in enumerate(
         zip(files, _results(pipeline, documents, validated, control), strict=True)
     ):
-        outcome, records = _outcome(result)
+        outcome, records = _outcome(result, has_targets=bool(validated.get("targets")))
         with runtime.sessions.begin() as session:
             if not _still_ours(session, job.id, runtime.worker_id):
                 raise LeaseLost
@@ -137,20 +137,22 @@ def _run_one(
         return error
 
 
-def _outcome(result: PipelineResult | InputError) -> tuple[state.Outcome, list[Record]]:
+def _outcome(result: PipelineResult | InputError, has_targets: bool) -> tuple[state.Outcome, list[Record]]:
+    """A file's outcome; its matches are the codes that matched a target or, in a batch without
+    targets, every code found (kind ``found``), so both stream as MATCH_FOUND and fill the report."""
     if isinstance(result, InputError):
         return state.Outcome(ok=False, result={"status": "failed"}, matches=[], error=str(result)), []
     records = list(result.records)
     matches = [
         {
             "code": record.data["code"],
-            "target": record.data["target"],
-            "kind": record.data["match"],
+            "target": record.data["target"] or "",
+            "kind": record.data["match"] or "found",
             "page": record.data["page"],
             "confidence": record.data["confidence"],
         }
         for record in records
-        if record.kind == "code" and record.data.get("target") is not None
+        if record.kind == "code" and (record.data.get("target") is not None or not has_targets)
     ]
     return state.Outcome(ok=True, result={**result.summary, "matches": matches}, matches=matches), records
 
