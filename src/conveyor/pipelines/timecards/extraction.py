@@ -121,7 +121,7 @@ _PUNCHED: Final[tuple[Role, ...]] = ("start", "end", "hours")
 
 
 def _entry(cells: dict[Role, object], carried: _Carried, year: int | None, source: str) -> Entry | None:
-    if not any(role in cells for role in _WORKING):
+    if cells.keys().isdisjoint(_WORKING):
         return None  # a label or note between tables ("Employee: Grace Hopper")
     confidences: list[float] = []
     employee = _text(cells.get("employee")) or _text(cells.get("employee_id"))
@@ -130,7 +130,7 @@ def _entry(cells: dict[Role, object], carried: _Carried, year: int | None, sourc
     else:
         confidences.append(0.9 if carried.employee else 0.3)
     date = _date(cells, year, confidences)
-    if date is None and not any(role in cells for role in _PUNCHED):
+    if date is None and cells.keys().isdisjoint(_PUNCHED):
         return None  # text in the date column and nothing else: a label, not a day worked
     if date is not None:
         carried.date = date

@@ -136,7 +136,7 @@ def _text_role(value: str) -> Role | None:
 
 def header_roles(row: Sequence[object]) -> dict[Role, int]:
     """The roles a row names, each at its first column; empty unless the row looks like a header."""
-    if sum(isinstance(value, str) for value in row) < MIN_ROLES:
+    if list(map(type, row)).count(str) < MIN_ROLES:  # counted in C: this runs on every row
         return {}  # a header names its columns in text; most data rows are dates and numbers
     roles: dict[Role, int] = {}
     for column, value in enumerate(row):
