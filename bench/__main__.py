@@ -19,6 +19,7 @@ BENCHES = {
     "ocr": "bench.ocr_throughput",
     "qr": "bench.qr_decoding",
     "timecard": "bench.timecard_throughput",
+    "codescan": "bench.codescan_batch",
 }
 
 
