@@ -203,6 +203,9 @@ def claim(
     session: Session, *, worker_id: str, limit: int = 1, lease_seconds: float = 60.0
 ) -> list[ClaimedJob]:
     """Take up to ``limit`` runnable jobs, most urgent first, then oldest; each claim is an attempt."""
+    # The clock is read once the transaction holds its connection (on SQLite, after BEGIN IMMEDIATE
+    # waited for the write lock): jobs committed by the writer it waited for are runnable now.
+    session.connection()
     now = utcnow()
     rows = session.execute(
         _CLAIM,

@@ -29,6 +29,8 @@ from conveyor.store.results import write_records
 from conveyor.store.tables import Batch, BatchFile, utcnow
 
 logger = logging.getLogger(__name__)
+# Files settled per transaction at most: the transactions, not the parsing, bounded a worker's rate.
+SETTLE_FILES = 16
 
 
 @dataclass(frozen=True)
@@ -78,29 +80,54 @@ def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> 
         ]
     pipeline = get_pipeline(pipeline_name)
     validated = pipeline.validate_params(params)
+    has_targets = bool(validated.get("targets"))
+    pending: list[_Done] = []
     settled = 0
     for position, ((file_id, name, document_id), result) in enumerate(
         zip(files, _results(pipeline, documents, validated, control), strict=True)
     ):
-        outcome, records = _outcome(result, has_targets=bool(validated.get("targets")))
-        with runtime.sessions.begin() as session:
-            if not _still_ours(session, job.id, runtime.worker_id):
-                raise LeaseLost
-            if state.settle_file(session, batch_id=batch_id, file_id=file_id, name=name, outcome=outcome):
-                settled += 1
-                if records:
-                    write_records(
-                        session,
-                        records=records,
-                        job_id=job.id,
-                        document_id=document_id,
-                        pipeline=pipeline_name,
-                        namespace=f"batch:{batch_id}:{file_id}",
-                    )
+        outcome, records = _outcome(result, has_targets=has_targets)
+        pending.append(_Done(state.Settling(file_id, name, outcome), document_id, records))
+        # Files settle together, in one transaction, except that one with a match or an error is
+        # written at once (with those before it): MATCH_FOUND is never held back.
+        if outcome.matches or not outcome.ok or len(pending) >= SETTLE_FILES or position == len(files) - 1:
+            settled += _settle(runtime, job, pipeline_name, pending)
+            pending = []
         control.progress(100 * (position + 1) / len(files))
         if control.is_cancelled():
             raise Cancelled
     return {"files": len(files), "settled": settled}
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    settling: state.Settling
+    document_id: int | None
+    records: list[Record]
+
+
+def _settle(runtime: BatchRuntime, job: ClaimedJob, pipeline_name: str, done: list[_Done]) -> int:
+    assert job.batch_id is not None
+    with runtime.sessions.begin() as session:
+        if not _still_ours(session, job.id, runtime.worker_id):
+            raise LeaseLost
+        settled = {
+            file.file_id
+            for file in state.settle_files(
+                session, batch_id=job.batch_id, files=[item.settling for item in done]
+            )
+        }
+        for item in done:
+            if item.settling.file_id in settled and item.records:
+                write_records(
+                    session,
+                    records=item.records,
+                    job_id=job.id,
+                    document_id=item.document_id,
+                    pipeline=pipeline_name,
+                    namespace=f"batch:{job.batch_id}:{item.settling.file_id}",
+                )
+    return len(settled)
 
 
 def _results(

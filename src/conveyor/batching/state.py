@@ -15,10 +15,11 @@ never skips one that commits later (PostgreSQL; SQLite has one writer at a time 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from conveyor import progress, queue
@@ -70,45 +71,99 @@ def lock(session: Session, batch_id: int) -> Batch | None:
     return session.scalars(select(Batch).where(Batch.id == batch_id).with_for_update()).first()
 
 
-def settle_file(session: Session, *, batch_id: int, file_id: int, name: str, outcome: Outcome) -> bool:
-    """Record one file's outcome, its events and, if it was the last, the report job; False (and
-    nothing written) when the file was settled already or the batch was cancelled."""
-    settled = session.execute(
-        update(BatchFile)
-        .where(BatchFile.id == file_id, BatchFile.status == "queued")
-        .values(
-            status="succeeded" if outcome.ok else "failed",
-            result=outcome.result,
-            error=outcome.error,
-            matches=len(outcome.matches),
-            finished_at=utcnow(),
-        )
-        .returning(BatchFile.id),
-        execution_options={"synchronize_session": False},
-    ).first()
-    if settled is None:
-        return False
-    counters = _add(
-        session, batch_id, processed=int(outcome.ok), failed=int(not outcome.ok), matches=len(outcome.matches)
+@dataclass(frozen=True, slots=True)
+class Settling:
+    """One file to settle: its row, its name (for events) and what became of it."""
+
+    file_id: int
+    name: str
+    outcome: Outcome
+
+
+_SETTLE = (
+    update(BatchFile)
+    .where(BatchFile.id == bindparam("file_id"), BatchFile.status == "queued")
+    .values(
+        status=bindparam("status"),
+        result=bindparam("result"),
+        error=bindparam("error"),
+        matches=bindparam("matches"),
+        finished_at=bindparam("now"),
     )
-    if outcome.matches:
-        batch_event(
-            session,
-            batch_id,
-            "MATCH_FOUND",
-            {"data": {"file_id": file_id, "file": name, "matches": outcome.matches}, **counters.as_json()},
+    .returning(BatchFile.id)
+)
+
+
+def settle_files(session: Session, *, batch_id: int, files: Sequence[Settling]) -> list[Settling]:
+    """Record the outcomes of several files in one transaction (one counter update, their events,
+    and the report job if they were the last); returns those settled here, leaving out any settled
+    already or cancelled, for which nothing is written."""
+    now = utcnow()
+    settled = [
+        file
+        for file in files
+        if session.execute(
+            _SETTLE,
+            {
+                "file_id": file.file_id,
+                "status": "succeeded" if file.outcome.ok else "failed",
+                "result": file.outcome.result,
+                "error": file.outcome.error,
+                "matches": len(file.outcome.matches),
+                "now": now,
+            },
+            execution_options={"synchronize_session": False},
+        ).first()
+        is not None
+    ]
+    if not settled:
+        return []
+    ok = sum(file.outcome.ok for file in settled)
+    found = sum(len(file.outcome.matches) for file in settled)
+    after, progress_at, progress_done = _add(
+        session, batch_id, processed=ok, failed=len(settled) - ok, matches=found
+    )
+    original_done = progress_done
+    running = Counters(
+        after.total, after.processed - ok, after.failed - (len(settled) - ok), after.matches - found
+    )
+    for file in settled:
+        outcome = file.outcome
+        running = Counters(
+            running.total,
+            running.processed + outcome.ok,
+            running.failed + (not outcome.ok),
+            running.matches + len(outcome.matches),
         )
-    if not outcome.ok:
-        batch_event(
-            session,
-            batch_id,
-            "ERROR",
-            {"file_id": file_id, "file": name, "message": outcome.error, "code": "file_failed"},
+        if outcome.matches:
+            data = {"file_id": file.file_id, "file": file.name, "matches": outcome.matches}
+            batch_event(session, batch_id, "MATCH_FOUND", {"data": data, **running.as_json()})
+        if not outcome.ok:
+            error = {
+                "file_id": file.file_id,
+                "file": file.name,
+                "message": outcome.error,
+                "code": "file_failed",
+            }
+            batch_event(session, batch_id, "ERROR", error)
+        if _progress_due(running, progress_at, progress_done, now):
+            progress_at, progress_done = now, running.done
+            _progress(session, batch_id, running)
+    if progress_done != original_done:
+        session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(progress_at=progress_at, progress_done=progress_done),
+            execution_options={"synchronize_session": False},
         )
-    _progress(session, batch_id, counters)
-    if counters.done == counters.total:
+    if after.done == after.total:
         _queue_report(session, batch_id)
-    return True
+    return settled
+
+
+def settle_file(session: Session, *, batch_id: int, file_id: int, name: str, outcome: Outcome) -> bool:
+    """``settle_files`` for one file: False when it was settled already or cancelled."""
+    return bool(settle_files(session, batch_id=batch_id, files=[Settling(file_id, name, outcome)]))
 
 
 def fail_files(session: Session, *, batch_id: int, job_id: int, message: str) -> int:
@@ -116,14 +171,16 @@ def fail_files(session: Session, *, batch_id: int, job_id: int, message: str) ->
     rows = session.execute(
         select(BatchFile.id, BatchFile.name).where(BatchFile.job_id == job_id, BatchFile.status == "queued")
     ).all()
-    failed = 0
-    for file_id, name in rows:
-        outcome = Outcome(ok=False, result={"status": "failed"}, matches=[], error=message)
-        failed += settle_file(session, batch_id=batch_id, file_id=file_id, name=name, outcome=outcome)
-    return failed
+    outcome = Outcome(ok=False, result={"status": "failed"}, matches=[], error=message)
+    files = [Settling(file_id, name, outcome) for file_id, name in rows]
+    return len(settle_files(session, batch_id=batch_id, files=files))
 
 
-def _add(session: Session, batch_id: int, *, processed: int, failed: int, matches: int) -> Counters:
+def _add(
+    session: Session, batch_id: int, *, processed: int, failed: int, matches: int
+) -> tuple[Counters, dt.datetime | None, int]:
+    """The counters after adding (locking the batch row until the transaction ends), and when the
+    last PROGRESS was and at how many files."""
     row = session.execute(
         update(Batch)
         .where(Batch.id == batch_id)
@@ -132,27 +189,28 @@ def _add(session: Session, batch_id: int, *, processed: int, failed: int, matche
             failed=Batch.failed + failed,
             matches=Batch.matches + matches,
         )
-        .returning(Batch.total, Batch.processed, Batch.failed, Batch.matches),
+        .returning(
+            Batch.total, Batch.processed, Batch.failed, Batch.matches, Batch.progress_at, Batch.progress_done
+        ),
         execution_options={"synchronize_session": False},
     ).one()
-    return Counters(*row)
+    return Counters(*row[:4]), row[4], row[5]
+
+
+def _progress_due(
+    counters: Counters, progress_at: dt.datetime | None, progress_done: int, now: dt.datetime
+) -> bool:
+    """A PROGRESS event is due every PROGRESS_FILES files or PROGRESS_SECONDS, whichever comes
+    first, and always for the last file."""
+    return (
+        counters.done == counters.total
+        or counters.done - progress_done >= PROGRESS_FILES
+        or progress_at is None
+        or now - progress_at >= dt.timedelta(seconds=PROGRESS_SECONDS)
+    )
 
 
 def _progress(session: Session, batch_id: int, counters: Counters) -> None:
-    """A PROGRESS event every PROGRESS_FILES files or PROGRESS_SECONDS, whichever comes first,
-    and always for the last file."""
-    batch = session.get(Batch, batch_id)
-    assert batch is not None
-    now = utcnow()
-    due = (
-        counters.done == counters.total
-        or counters.done - batch.progress_done >= PROGRESS_FILES
-        or batch.progress_at is None
-        or now - batch.progress_at >= dt.timedelta(seconds=PROGRESS_SECONDS)
-    )
-    if not due:
-        return
-    batch.progress_at, batch.progress_done = now, counters.done
     value = round(100 * counters.done / counters.total) if counters.total else 100
     batch_event(session, batch_id, "PROGRESS", {"value": value, **counters.as_json()})
 
