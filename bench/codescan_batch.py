@@ -643,9 +643,8 @@ def _notes(corpus: Corpus, bare: Sequence[BareRun], batches: Sequence[BatchRun])
         f" nowhere; cached in {corpus.folder.parent}",
         f"the bare regex found {report.median([run.codes for run in bare]):,.0f} codes of {corpus.codes:,}:"
         " not the ones broken across lines, which the pipeline joins (its matches are checked exactly)",
-        "the follower polls every 0.2 s; idle workers on SQLite poll every 0.5 s: one that waited on the"
-        " write lock while the batch was made claims nothing when it gets it (queue.claim took 'now'"
-        " before the wait) and claims at its next poll",
+        "the follower polls every 0.2 s; idle workers on SQLite poll every 0.5 s (a claim that waited"
+        " for the batch's transaction sees its jobs: the clock is read after the lock)",
         "CPU: API process from time.process_time (its sampling thread included), workers and parsers"
         " from /proc (parsers that exited through their forkserver); logging at WARNING",
     ]

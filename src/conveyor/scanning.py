@@ -26,6 +26,7 @@ from conveyor.content import Limits
 from conveyor.errors import InputError
 from conveyor.settings import Settings
 from conveyor.store.blobs import BlobStore, blob_store_for
+from conveyor.store.database import read_session_factory
 from conveyor.store.tables import BatchFile
 from conveyor.worker import running_pool
 
@@ -187,7 +188,8 @@ def run_scan(
         console.print(f"[green]MATCH[/green] {match['code']} -> {match['target']}{kind}  {where}")
 
     with running_pool(settings, request.workers):
-        outcome = follow(sessions, batch_id, console, show)
+        # Events are read without SQLite's write lock, which the workers need for every file.
+        outcome = follow(read_session_factory(sessions.kw["bind"]), batch_id, console, show)
     if request.report is not None and outcome.last_event.get("type") == "COMPLETE":
         write_report(sessions, settings, batch_id, request.report, request.path)
     return outcome

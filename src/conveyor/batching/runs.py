@@ -24,7 +24,7 @@ from conveyor.errors import Cancelled, ConveyorError, InputError, NotFound
 from conveyor.pipelines import Pipeline, get_pipeline, run_pipeline
 from conveyor.queue import ClaimedJob
 from conveyor.store.blobs import BlobStore
-from conveyor.store.documents import load_document
+from conveyor.store.documents import load_documents
 from conveyor.store.results import write_records
 from conveyor.store.tables import Batch, BatchFile, utcnow
 
@@ -74,20 +74,20 @@ def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> 
             .where(BatchFile.id.in_(job.params.get("files", [])), BatchFile.status == "queued")
             .order_by(BatchFile.id)
         ).all()
+        loaded = load_documents(session, runtime.blobs, [row.document_id for row in files if row.document_id])
         documents = [
-            load_document(session, runtime.blobs, document_id) if document_id is not None else None
-            for _, _, document_id in files
+            loaded.get(document_id) if document_id is not None else None for _, _, document_id in files
         ]
     pipeline = get_pipeline(pipeline_name)
     validated = pipeline.validate_params(params)
     has_targets = bool(validated.get("targets"))
     pending: list[_Done] = []
     settled = 0
-    for position, ((file_id, name, document_id), result) in enumerate(
+    for position, ((file_id, name, _document_id), result) in enumerate(
         zip(files, _results(pipeline, documents, validated, control), strict=True)
     ):
         outcome, records = _outcome(result, has_targets=has_targets)
-        pending.append(_Done(state.Settling(file_id, name, outcome), document_id, records))
+        pending.append(_Done(state.Settling(file_id, name, outcome), records))
         # Files settle together, in one transaction, except that one with a match or an error is
         # written at once (with those before it): MATCH_FOUND is never held back.
         if outcome.matches or not outcome.ok or len(pending) >= SETTLE_FILES or position == len(files) - 1:
@@ -102,7 +102,6 @@ def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> 
 @dataclass(frozen=True, slots=True)
 class _Done:
     settling: state.Settling
-    document_id: int | None
     records: list[Record]
 
 
@@ -117,16 +116,22 @@ def _settle(runtime: BatchRuntime, job: ClaimedJob, pipeline_name: str, done: li
                 session, batch_id=job.batch_id, files=[item.settling for item in done]
             )
         }
-        for item in done:
-            if item.settling.file_id in settled and item.records:
-                write_records(
-                    session,
-                    records=item.records,
-                    job_id=job.id,
-                    document_id=item.document_id,
-                    pipeline=pipeline_name,
-                    namespace=f"batch:{job.batch_id}:{item.settling.file_id}",
-                )
+        records = [
+            Record(kind=record.kind, key=f"{item.settling.file_id}:{position}", data=record.data)
+            for item in done
+            if item.settling.file_id in settled
+            for position, record in enumerate(item.records)
+        ]
+        if records:
+            # One write per group, in the batch's namespace; keys name the file (``file_id:n``).
+            write_records(
+                session,
+                records=records,
+                job_id=job.id,
+                document_id=None,
+                pipeline=pipeline_name,
+                namespace=f"batch:{job.batch_id}",
+            )
     return len(settled)
 
 
