@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from conveyor import progress, queue
 from conveyor.ai import LanguageModel
 from conveyor.batching import runs as batch_runs
+from conveyor.batching import state as batch_state
 from conveyor.batching.links import Links
 from conveyor.batching.runs import BatchRuntime, LeaseLost
 from conveyor.content import Limits, PipelineResult
@@ -229,6 +230,8 @@ def _release(job: ClaimedJob, runtime: Runtime) -> str:
 
 def _cancelled(job: ClaimedJob, runtime: Runtime) -> str:
     with runtime.sessions.begin() as session:
+        if batch_runs.is_batch_job(job):
+            batch_state.lock(session, job.batch_id or 0)
         if queue.mark_cancelled(session, job_id=job.id, worker_id=runtime.worker_id):
             progress.record_error(session, job_id=job.id, message="cancelled", code="cancelled")
             if batch_runs.is_batch_job(job):
@@ -243,10 +246,12 @@ def _failed(job: ClaimedJob, runtime: Runtime, error: Exception) -> str:
     else:
         logger.exception("job crashed")
     with runtime.sessions.begin() as session:
+        if batch_runs.is_batch_job(job):
+            batch_state.lock(session, job.batch_id or 0)  # batch, then files, then jobs: as every writer
         status = queue.fail(
             session, job=job, worker_id=runtime.worker_id, error=error, backoff=runtime.backoff
         )
-        if status == "failed" and batch_runs.is_batch_job(job):
+        if status in ("failed", "cancelled") and batch_runs.is_batch_job(job):
             batch_runs.abandoned(session, job, str(error) or type(error).__name__)
         if status != "lost":
             progress.record_error(

@@ -67,7 +67,7 @@ def start(settings: Settings, sessions: sessionmaker[Session], request: ScanRequ
             request.targets, request.targets.name, limits, request.target_column
         )
     blobs = blob_store_for(settings)
-    path = request.path
+    path = request.path.resolve()  # the folder named here is the root, ``..`` and all
     chunk_size = request.chunk_size or settings.batch_chunk_size
     with sessions.begin() as session:
         if path.is_dir():

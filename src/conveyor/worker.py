@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import logs, processing, progress, queue
 from conveyor.ai import LanguageModel, ModelSettings, language_model
+from conveyor.batching import state as batch_state
 from conveyor.batching.links import batch_links
 from conveyor.content import Limits
 from conveyor.errors import TransientError
@@ -229,6 +230,10 @@ class WorkerProcess:
                 )
             for job_id in swept.cancelled:
                 progress.record_error(session, job_id=job_id, message="cancelled", code="cancelled")
+        with self.sessions.begin() as session:
+            settled = batch_state.reconcile(session)
+        if settled:
+            logger.warning("batches: %d files or reports of ended jobs settled as failed", settled)
         if swept:
             logger.warning(
                 "leases expired: %d re-queued, %d dead-lettered, %d cancelled",

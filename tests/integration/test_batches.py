@@ -27,7 +27,7 @@ from conveyor.store.tables import BatchFile, Job
 from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
 from tests.drawings import corrupt_pdf, drawing_pdf, targets_xlsx
-from tests.support import AppClient
+from tests.support import AppClient, s3_client
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DRAWINGS = {
@@ -267,3 +267,55 @@ def test_without_targets_every_code_found_is_reported(api: Api) -> None:
     report = api.get(f"/api/batches/{batch_id}/report", params={"format": "json"}).json()
     assert sorted(match["code"] for match in report["matches"]) == ["HOLE-1", "HOLE-2", "HOLE-3"]
     assert report["unmatched_targets"] == []
+
+
+def test_a_chunk_cancelled_on_its_own_fails_its_files_and_the_batch_completes(api: Api) -> None:
+    members = {f"D-{number}.pdf": drawing_pdf([f"HOLE-{number}"]) for number in range(4)}
+    batch_id = api.start({"file": ("d.zip", zipped(members), "application/zip")}, ocr="false").json()["id"]
+    jobs = api.get("/api/jobs", params={"limit": 100}).json()["items"]
+    [second, _first] = [job["id"] for job in jobs if job["batch_id"] == batch_id]
+    assert api.client.post(f"/api/jobs/{second}/cancel", headers=api.headers).status_code == 200
+    api.run()  # the worker's sweep settles the cancelled chunk's files; the other chunk runs
+    done = api.get(f"/api/batches/{batch_id}").json()
+    assert (done["status"], done["processed"], done["failed"]) == ("completed", 2, 2)
+    events = api.events(batch_id)
+    assert events[-1]["type"] == "COMPLETE" and not any(event.get("code") == "cancelled" for event in events)
+    failed = [event for event in events if event["type"] == "ERROR"]
+    assert len(failed) == 2 and all(
+        "its job ended without scanning it" in event["message"] for event in failed
+    )
+
+
+def test_a_prefix_batch_reads_the_bucket(
+    database_url: str, tmp_path: Path, moto_server: str, s3_bucket: str, s3_env: str
+) -> None:
+    """``s3://bucket/prefix`` on a real (moto) S3 server: every object under the prefix is stored
+    and scanned; another bucket is refused."""
+    client = s3_client(moto_server)
+    for number in range(3):
+        client.put_object(
+            Bucket=s3_bucket, Key=f"drawings/D-{number}.pdf", Body=drawing_pdf([f"HOLE-{number}"])
+        )
+    client.put_object(Bucket=s3_bucket, Key="elsewhere/X.pdf", Body=drawing_pdf(["HOLE-9"]))
+    settings = Settings(
+        database_url=database_url,
+        storage_url=f"s3://{s3_bucket}/store",
+        s3_endpoint_url=moto_server,
+        data_dir=tmp_path,
+    )
+    engine = create_database_engine(settings.resolved_database_url)
+    migrate.upgrade(engine)
+    with session_factory(engine).begin() as session:
+        _, key = intake.create_api_key(session, role="admin", name="admin")
+    engine.dispose()
+    app = create_app(settings)
+    api = Api(AppClient(app), settings, {"Authorization": f"Bearer {key}"})
+    response = api.start({}, prefix=f"s3://{s3_bucket}/drawings/", ocr="false")
+    assert response.status_code == 201, response.text
+    assert response.json()["total"] == 3
+    api.run()
+    done = api.get(f"/api/batches/{response.json()['id']}").json()
+    assert (done["status"], done["processed"], done["matches"]) == ("completed", 3, 3)
+    refused = api.start({}, prefix="s3://someone-elses-bucket/x/")
+    assert refused.status_code == 422 and "CONVEYOR_S3_REFERENCE_BUCKETS" in refused.text
+    app.state.conveyor.engine.dispose()

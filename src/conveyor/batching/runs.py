@@ -83,19 +83,31 @@ def _chunk(job: ClaimedJob, runtime: BatchRuntime, control: PipelineContext) -> 
     has_targets = bool(validated.get("targets"))
     pending: list[_Done] = []
     settled = 0
-    for position, ((file_id, name, _document_id), result) in enumerate(
-        zip(files, _results(pipeline, documents, validated, control), strict=True)
-    ):
-        outcome, records = _outcome(result, has_targets=has_targets)
-        pending.append(_Done(state.Settling(file_id, name, outcome), records))
-        # Files settle together, in one transaction, except that one with a match or an error is
-        # written at once (with those before it): MATCH_FOUND is never held back.
-        if outcome.matches or not outcome.ok or len(pending) >= SETTLE_FILES or position == len(files) - 1:
+    try:
+        for position, ((file_id, name, _document_id), result) in enumerate(
+            zip(files, _results(pipeline, documents, validated, control), strict=True)
+        ):
+            outcome, records = _outcome(result, has_targets=has_targets)
+            pending.append(_Done(state.Settling(file_id, name, outcome), records))
+            # Files settle together, in one transaction, except that one with a match or an error
+            # is written at once (with those before it): MATCH_FOUND is never held back.
+            if (
+                outcome.matches
+                or not outcome.ok
+                or len(pending) >= SETTLE_FILES
+                or position == len(files) - 1
+            ):
+                settled += _settle(runtime, job, pipeline_name, pending)
+                pending = []
+            control.progress(100 * (position + 1) / len(files))
+            if control.is_cancelled():
+                raise Cancelled
+    except LeaseLost:
+        raise
+    except Exception:  # a file that broke the chunk, or a cancel: the files scanned before it keep
+        if pending:  # their results (settling skips any the cancel marked already)
             settled += _settle(runtime, job, pipeline_name, pending)
-            pending = []
-        control.progress(100 * (position + 1) / len(files))
-        if control.is_cancelled():
-            raise Cancelled
+        raise
     return {"files": len(files), "settled": settled}
 
 
@@ -243,23 +255,9 @@ def _report(job: ClaimedJob, runtime: BatchRuntime) -> dict[str, Any]:
 def abandoned(session: Session, job: ClaimedJob, message: str) -> None:
     """A batch job that ended without finishing (failed for good, or cancelled): a chunk's
     unsettled files fail with its error, so the batch still completes; a report job that cannot
-    be written fails the batch."""
+    be written fails the batch. (``state.reconcile`` catches the endings that do not pass here.)"""
     assert job.batch_id is not None
     if job.pipeline != state.REPORT_JOB:
         state.fail_files(session, batch_id=job.batch_id, job_id=job.id, message=message)
-        return
-    state.lock(session, job.batch_id)
-    failed = session.execute(
-        update(Batch)
-        .where(Batch.id == job.batch_id, Batch.status == "running")
-        .values(status="failed", finished_at=utcnow())
-        .returning(Batch.id),
-        execution_options={"synchronize_session": False},
-    ).first()
-    if failed is not None:
-        state.batch_event(
-            session,
-            job.batch_id,
-            "ERROR",
-            {"message": f"the report failed: {message}", "code": "report_failed"},
-        )
+    else:
+        state.fail_batch(session, job.batch_id, f"the report failed: {message}")

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from conveyor import progress, queue
-from conveyor.store.tables import Batch, BatchFile, utcnow
+from conveyor.store.tables import Batch, BatchFile, Job, utcnow
 
 REPORT_JOB: Final = "batch-report"
 PROGRESS_FILES: Final = 10
@@ -97,7 +97,12 @@ _SETTLE = (
 def settle_files(session: Session, *, batch_id: int, files: Sequence[Settling]) -> list[Settling]:
     """Record the outcomes of several files in one transaction (one counter update, their events,
     and the report job if they were the last); returns those settled here, leaving out any settled
-    already or cancelled, for which nothing is written."""
+    already or cancelled, for which nothing is written.
+
+    The batch row is locked first, as every writer of a batch does (cancel too): rows are always
+    locked batch, then files, then jobs, so two writers never wait on each other in a circle.
+    """
+    lock(session, batch_id)
     now = utcnow()
     settled = [
         file
@@ -223,3 +228,51 @@ def _queue_report(session: Session, batch_id: int) -> None:
         update(Batch).where(Batch.id == batch_id).values(report_job_id=job.id),
         execution_options={"synchronize_session": False},
     )
+
+
+def reconcile(session: Session) -> int:
+    """Settle what ended without settling: files still queued whose chunk job is over (failed for
+    good, cancelled, dead-lettered when its worker died on the last attempt) fail with that job's
+    error, so the batch still completes; a running batch whose report job is over fails. Every
+    worker runs this now and then, so no path that ends a job can leave a batch waiting forever.
+    Returns how many files and batches it settled."""
+    ended = ("failed", "cancelled")
+    rows = session.execute(
+        select(BatchFile.batch_id, BatchFile.id, BatchFile.name, Job.error)
+        .join(Job, Job.id == BatchFile.job_id)
+        .join(Batch, Batch.id == BatchFile.batch_id)
+        .where(BatchFile.status == "queued", Job.status.in_(ended), Batch.status == "running")
+        .order_by(BatchFile.batch_id, BatchFile.id)
+    ).all()
+    by_batch: dict[int, list[Settling]] = {}
+    for batch_id, file_id, name, error in rows:
+        message = f"its job ended without scanning it: {error or 'cancelled'}"
+        outcome = Outcome(ok=False, result={"status": "failed"}, matches=[], error=message)
+        by_batch.setdefault(batch_id, []).append(Settling(file_id, name, outcome))
+    settled = sum(
+        len(settle_files(session, batch_id=batch_id, files=files)) for batch_id, files in by_batch.items()
+    )
+    reports = session.execute(
+        select(Batch.id, Job.error)
+        .join(Job, Job.id == Batch.report_job_id)
+        .where(Batch.status == "running", Job.status.in_(ended))
+    ).all()
+    for batch_id, error in reports:
+        settled += fail_batch(session, batch_id, f"the report failed: {error or 'cancelled'}")
+    return settled
+
+
+def fail_batch(session: Session, batch_id: int, message: str) -> int:
+    """A running batch that cannot complete (its report job failed) fails, with its last event."""
+    lock(session, batch_id)
+    failed = session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.status == "running")
+        .values(status="failed", finished_at=utcnow())
+        .returning(Batch.id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if failed is None:
+        return 0
+    batch_event(session, batch_id, "ERROR", {"message": message, "code": "report_failed"})
+    return 1

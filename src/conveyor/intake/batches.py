@@ -143,9 +143,9 @@ def _stored_documents(
         if len(documents) >= MAX_FILES:
             raise InputError(f"{source}: more than {MAX_FILES} files; split the batch")
         with file.open() as stream:
-            head = stream.read(HEAD_BYTES)
-            stream.seek(0)
-            stored = blobs.put(stream)
+            stored = blobs.put(stream)  # not every source rewinds (an S3 body does not): read back
+        with blobs.open(stored.key) as copy:
+            head = copy.read(HEAD_BYTES)
         row = {
             "sha256": stored.sha256,
             "filename": PurePosixPath(file.name).name[:1024] or file.name[:1024],
@@ -215,10 +215,17 @@ def _walk(folder: Path, root: Path) -> list[Path]:
         here = Path(directory)
         for name in [*subfolders, *names]:
             path = here / name
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
+            if path.is_symlink() and not _resolved(path).is_relative_to(root):
                 raise InputError(f"{path}: a symlink out of the allowed root {root}; refused")
         found += [here / name for name in names if (here / name).is_file() and not _is_litter(name)]
     return found
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link or a loop: it leads nowhere we allow
+        raise InputError(f"{path}: a symlink that leads nowhere (dangling or a loop); refused") from None
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -238,11 +245,13 @@ def prefix_files(
             f"prefix {uri!r}: bucket {parsed.netloc!r} is neither the storage bucket nor listed in"
             " CONVEYOR_S3_REFERENCE_BUCKETS"
         )
-    store = open_store(uri)
-    for item in store.list_prefix(""):
-        if item.key.endswith("/") or _is_litter(item.key):
+    store = open_store(f"s3://{parsed.netloc}")  # the whole bucket: listed keys are absolute
+    prefix = parsed.path.lstrip("/")
+    for item in store.list_prefix(prefix):
+        name = item.key[len(prefix) :].lstrip("/") or item.key
+        if item.key.endswith("/") or _is_litter(name):
             continue
-        yield SourceFile(item.key, functools.partial(store.open, item.key))
+        yield SourceFile(name, functools.partial(store.open, item.key))
 
 
 # --- reading and cancelling ---------------------------------------------------------------------------

@@ -70,9 +70,7 @@ def list_jobs(
 def cancel_job(session: Session, *, job_id: int) -> Job:
     job = queue.cancel(session, job_id=job_id)
     if job.status == "cancelled":
-        progress.record_error(
-            session, job_id=job.id, batch_id=job.batch_id, message="cancelled", code="cancelled"
-        )
+        progress.record_error(session, job_id=job.id, message="cancelled", code="cancelled")
     return job
 
 

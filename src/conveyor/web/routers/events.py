@@ -30,9 +30,13 @@ FINAL_ERRORS: Final = frozenset({"cancelled", "report_failed"})
 
 
 def _is_last(event: dict[str, Any], batch: int | None) -> bool:
+    """A batch's stream ends with COMPLETE or the ERROR that cancelled or failed it; a job's with
+    COMPLETE or an ERROR after which it will not run again."""
     if event["type"] == "COMPLETE":
-        return batch is None or event["batch_id"] == batch
-    return event["type"] == "ERROR" and (batch is None or event.get("code") in FINAL_ERRORS)
+        return True
+    if event["type"] != "ERROR":
+        return False
+    return event.get("code") in FINAL_ERRORS if batch is not None else not event.get("will_retry")
 
 
 async def _stream(
