@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import signing
@@ -27,14 +29,16 @@ def link_secret(session: Session, configured: str | None) -> bytes:
         return configured.encode()
     row = session.get(SettingRow, SECRET_SETTING)
     if row is None:
-        row = SettingRow(
-            key=SECRET_SETTING,
-            value={"value": signing.new_secret().hex()},
-            updated_by="conveyor",
-            updated_at=utcnow(),
+        # Two processes may make one at once: the first insert wins, both read the winner's.
+        insert = postgres_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        value = {"value": signing.new_secret().hex()}
+        session.execute(
+            insert(SettingRow)
+            .values(key=SECRET_SETTING, value=value, updated_by="conveyor", updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["key"])
         )
-        session.add(row)
-        session.flush()
+        row = session.get(SettingRow, SECRET_SETTING, populate_existing=True)
+        assert row is not None
     return bytes.fromhex(str(row.value["value"]))
 
 

@@ -135,10 +135,25 @@ async def websocket_events(
         await websocket.close(code=1008, reason=str(error)[:120])
         return
     await websocket.accept()
-    try:
+
+    async def send() -> None:
         async for event in _stream(state, batch, job, since):
             if event:
                 await websocket.send_text(orjson.dumps(event).decode())
         await websocket.close(code=1000)
-    except WebSocketDisconnect:
-        return
+
+    async def until_closed() -> None:
+        """The client says nothing; its disconnect ends the stream at once, not at the next event
+        (which, for a quiet batch, could be long in coming)."""
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = {asyncio.create_task(send()), asyncio.create_task(until_closed())}
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        failure = task.exception()
+        if failure is not None and not isinstance(failure, WebSocketDisconnect | RuntimeError):
+            raise failure
