@@ -9,7 +9,9 @@ U+2212 cannot), and scans are those pages drawn by pdfium and stored as images a
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Sequence
 
 import pypdfium2 as pdfium
@@ -138,3 +140,12 @@ def targets_csv(targets: Sequence[str], *, header: str = "Hole code") -> bytes:
     rows: list[list[object]] = [["Description", header]]
     rows += [[f"Item {index}", target] for index, target in enumerate(targets, 1)]
     return csv_bytes(rows)
+
+
+def zipped(members: dict[str, bytes]) -> bytes:
+    """A zip of ``members`` (name -> bytes), names as given, even unsafe ones (``../x``)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

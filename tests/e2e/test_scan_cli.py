@@ -8,11 +8,9 @@ cover, a corrupt file.
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from sqlalchemy import select
 
 from conveyor.store.database import create_database_engine, read_session_factory
 from conveyor.store.tables import Batch
-from tests.drawings import corrupt_pdf, drawing_pdf, targets_csv, targets_xlsx
+from tests.drawings import corrupt_pdf, drawing_pdf, targets_csv, targets_xlsx, zipped
 
 CONVEYOR = Path(sys.executable).parent / "conveyor"
 SHEETS = ["Summary", "Matches", "Files", "Unmatched targets"]
@@ -73,14 +71,6 @@ def scan(*args: str | Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

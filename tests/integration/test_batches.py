@@ -26,7 +26,7 @@ from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.tables import BatchFile, Job
 from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
-from tests.drawings import corrupt_pdf, drawing_pdf, targets_xlsx
+from tests.drawings import corrupt_pdf, drawing_pdf, targets_xlsx, zipped
 from tests.support import AppClient, s3_client
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -38,14 +38,6 @@ DRAWINGS = {
     "area-2/broken.pdf": corrupt_pdf(),
 }
 TARGETS = ["HOLE-101", "HOLE-103", "HOLE-777"]
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @dataclass
@@ -65,6 +57,9 @@ class Api:
     def get(self, path: str, **options: Any) -> httpx.Response:
         return self.client.get(path, headers=self.headers, **options)
 
+    def close(self) -> None:
+        self.client.app.state.conveyor.engine.dispose()
+
     def events(self, batch_id: int) -> list[dict[str, Any]]:
         response = self.client.get(f"/api/events?batch={batch_id}", headers=self.headers)
         assert response.status_code == 200, response.text
@@ -73,6 +68,16 @@ class Api:
             for line in response.text.splitlines()
             if line.startswith("data: ")
         ]
+
+
+def api_for(settings: Settings) -> Api:
+    """The app on a migrated database, with an admin key."""
+    engine = create_database_engine(settings.resolved_database_url)
+    migrate.upgrade(engine)
+    with session_factory(engine).begin() as session:
+        _, key = intake.create_api_key(session, role="admin", name="admin")
+    engine.dispose()
+    return Api(AppClient(create_app(settings)), settings, {"Authorization": f"Bearer {key}"})
 
 
 @pytest.fixture
@@ -87,14 +92,9 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         batch_chunk_size=2,
         public_url="http://conveyor.test",
     )
-    engine = create_database_engine(settings.resolved_database_url)
-    migrate.upgrade(engine)
-    with session_factory(engine).begin() as session:
-        _, key = intake.create_api_key(session, role="admin", name="admin")
-    engine.dispose()
-    app = create_app(settings)
-    yield Api(AppClient(app), settings, {"Authorization": f"Bearer {key}"})
-    app.state.conveyor.engine.dispose()
+    api = api_for(settings)
+    yield api
+    api.close()
 
 
 def test_a_zip_batch_end_to_end(api: Api) -> None:
@@ -303,13 +303,7 @@ def test_a_prefix_batch_reads_the_bucket(
         s3_endpoint_url=moto_server,
         data_dir=tmp_path,
     )
-    engine = create_database_engine(settings.resolved_database_url)
-    migrate.upgrade(engine)
-    with session_factory(engine).begin() as session:
-        _, key = intake.create_api_key(session, role="admin", name="admin")
-    engine.dispose()
-    app = create_app(settings)
-    api = Api(AppClient(app), settings, {"Authorization": f"Bearer {key}"})
+    api = api_for(settings)
     response = api.start({}, prefix=f"s3://{s3_bucket}/drawings/", ocr="false")
     assert response.status_code == 201, response.text
     assert response.json()["total"] == 3
@@ -318,4 +312,4 @@ def test_a_prefix_batch_reads_the_bucket(
     assert (done["status"], done["processed"], done["matches"]) == ("completed", 3, 3)
     refused = api.start({}, prefix="s3://someone-elses-bucket/x/")
     assert refused.status_code == 422 and "CONVEYOR_S3_REFERENCE_BUCKETS" in refused.text
-    app.state.conveyor.engine.dispose()
+    api.close()

@@ -30,7 +30,6 @@ from conveyor.content import (
 )
 from conveyor.errors import Cancelled, InputError
 from conveyor.extractors.isolation import Deadline, Sandbox, sandbox_for
-from conveyor.extractors.ocr import check_languages
 from conveyor.extractors.pdf import TextLayerPage
 from conveyor.extractors.spooling import local_file
 from conveyor.pipelines.page_reading import (
@@ -42,7 +41,7 @@ from conveyor.pipelines.page_reading import (
     read_pdf_page,
     read_text_chunk,
 )
-from conveyor.pipelines.params import checked_params
+from conveyor.pipelines.params import checked_languages, checked_params
 
 PDF: Final = "application/pdf"
 IMAGE_TYPES: Final = frozenset(
@@ -79,10 +78,7 @@ class DocumentPipeline:
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         checked = checked_params(DocumentParams, params)
         if checked.ocr != "never":
-            try:
-                check_languages(checked.languages)
-            except InputError as error:
-                raise InputError(f"param 'languages': {error}") from None
+            checked_languages(checked.languages)
         return checked.model_dump()
 
     def run(

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from conveyor.errors import InputError
+from conveyor.extractors.ocr import check_languages
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -20,3 +21,12 @@ def checked_params(model: type[M], params: Mapping[str, Any]) -> M:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"]) or "params"
         raise InputError(f"param {where!r}: {problem['msg']}") from None
+
+
+def checked_languages(languages: str) -> None:
+    """Tesseract has every language named (``eng+deu``); a missing one is a param error now, not a
+    failed job later."""
+    try:
+        check_languages(languages)
+    except InputError as error:
+        raise InputError(f"param 'languages': {error}") from None

@@ -20,7 +20,6 @@ from typing import Any, Final
 from conveyor.content import DocumentInput, Finding, PipelineContext, PipelineResult
 from conveyor.errors import Cancelled, InputError
 from conveyor.extractors.isolation import sandbox_for
-from conveyor.extractors.ocr import check_languages
 from conveyor.extractors.pdf import EncryptedPdf
 from conveyor.extractors.sniff import describe_media_type, extension_mismatch
 from conveyor.extractors.spooling import local_file
@@ -29,7 +28,7 @@ from conveyor.pipelines.codescan.results import file_result
 from conveyor.pipelines.codescan.scans import FileScan, first_text_layers
 from conveyor.pipelines.codescan.targets import TargetSet, target_set
 from conveyor.pipelines.page_reading import FileTask
-from conveyor.pipelines.params import checked_params
+from conveyor.pipelines.params import checked_languages, checked_params
 
 PDF: Final = "application/pdf"
 
@@ -43,10 +42,7 @@ class CodescanPipeline:
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         checked = checked_params(CodescanParams, params)
         if checked.ocr:
-            try:
-                check_languages(checked.languages)
-            except InputError as error:
-                raise InputError(f"param 'languages': {error}") from None
+            checked_languages(checked.languages)
         return checked.model_dump()
 
     def run(
