@@ -50,26 +50,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None for SQLite in the data dir, or the URL of a new PostgreSQL database for this module."""
-    if request.param == "sqlite":
-        yield None
-        return
-    server: URL = request.getfixturevalue("postgres_server_url")
-    name = f"conveyor_e2e_{uuid.uuid4().hex[:12]}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-@pytest.fixture(scope="module")
 def server(database: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {
         "CONVEYOR_UPLOAD_MAX_BYTES": str(UPLOAD_MAX_BYTES),
@@ -114,19 +94,6 @@ def running_server(env: dict[str, str], data_dir: Path, *, workers: int = 1) -> 
         yield Server(url, admin, created.json()["key"])
     finally:
         stop_process(process)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "server" in metafunc.fixturenames:
-        metafunc.parametrize(
-            "database",
-            [
-                pytest.param("sqlite", id="sqlite"),
-                pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-            ],
-            indirect=True,
-            scope="module",
-        )
 
 
 def create_key(env: dict[str, str], role: str) -> str:
