@@ -176,3 +176,26 @@ class AppClient:
 
     def post(self, path: str, **options: Any) -> httpx.Response:
         return self.request("POST", path, **options)
+
+
+def keyed_app(settings: Any, *roles: str) -> tuple[AppClient, dict[str, dict[str, str]]]:
+    """The app on a migrated database (what its start-up does; the in-process transport skips it)
+    and, per role, the Authorization header of a new key of that role."""
+    from conveyor import intake
+    from conveyor.store import migrate
+    from conveyor.store.database import create_database_engine, session_factory
+    from conveyor.web.app import create_app
+
+    engine = create_database_engine(settings.resolved_database_url)
+    try:
+        migrate.upgrade(engine)
+        with session_factory(engine).begin() as session:
+            keys = {role: intake.create_api_key(session, role=role, name=f"{role} key")[1] for role in roles}
+    finally:
+        engine.dispose()
+    headers = {role: {"Authorization": f"Bearer {key}"} for role, key in keys.items()}
+    return AppClient(create_app(settings)), headers
+
+
+def dispose_app(client: AppClient) -> None:
+    client.app.state.conveyor.engine.dispose()

@@ -19,15 +19,12 @@ import pytest
 from python_calamine import CalamineWorkbook
 from sqlalchemy import select, update
 
-from conveyor import intake
 from conveyor.settings import Settings
-from conveyor.store import migrate
 from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.tables import BatchFile, Job
-from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
 from tests.drawings import corrupt_pdf, drawing_pdf, targets_xlsx, zipped
-from tests.support import AppClient, s3_client
+from tests.support import AppClient, dispose_app, keyed_app, s3_client
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DRAWINGS = {
@@ -58,7 +55,7 @@ class Api:
         return self.client.get(path, headers=self.headers, **options)
 
     def close(self) -> None:
-        self.client.app.state.conveyor.engine.dispose()
+        dispose_app(self.client)
 
     def events(self, batch_id: int) -> list[dict[str, Any]]:
         response = self.client.get(f"/api/events?batch={batch_id}", headers=self.headers)
@@ -72,12 +69,8 @@ class Api:
 
 def api_for(settings: Settings) -> Api:
     """The app on a migrated database, with an admin key."""
-    engine = create_database_engine(settings.resolved_database_url)
-    migrate.upgrade(engine)
-    with session_factory(engine).begin() as session:
-        _, key = intake.create_api_key(session, role="admin", name="admin")
-    engine.dispose()
-    return Api(AppClient(create_app(settings)), settings, {"Authorization": f"Bearer {key}"})
+    client, headers = keyed_app(settings, "admin")
+    return Api(client, settings, headers["admin"])
 
 
 @pytest.fixture

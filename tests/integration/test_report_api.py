@@ -17,13 +17,9 @@ import orjson
 import pytest
 from python_calamine import CalamineWorkbook
 
-from conveyor import intake
 from conveyor.settings import Settings
-from conveyor.store import migrate
-from conveyor.store.database import create_database_engine, session_factory
-from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
-from tests.support import AppClient
+from tests.support import AppClient, dispose_app, keyed_app
 
 PAYLOAD = "=cmd|' /C calc'!A0"
 ROWS = [
@@ -60,22 +56,9 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     settings = Settings(
         database_url=database_url, storage_url=f"file://{tmp_path / 'blobs'}", data_dir=tmp_path
     )
-    engine = create_database_engine(settings.resolved_database_url)
-    try:
-        migrate.upgrade(engine)  # what the app's startup does; the ASGI transport skips it
-        with session_factory(engine).begin() as session:
-            _, submitter = intake.create_api_key(session, role="submitter", name="tests")
-            _, viewer = intake.create_api_key(session, role="viewer", name="reader")
-    finally:
-        engine.dispose()
-    app = create_app(settings)
-    yield Api(
-        AppClient(app),
-        settings,
-        {"Authorization": f"Bearer {submitter}"},
-        {"Authorization": f"Bearer {viewer}"},
-    )
-    app.state.conveyor.engine.dispose()
+    client, headers = keyed_app(settings, "submitter", "viewer")
+    yield Api(client, settings, headers["submitter"], headers["viewer"])
+    dispose_app(client)
 
 
 def test_all_three_formats_of_a_records_job(api: Api) -> None:

@@ -13,15 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from conveyor import intake
 from conveyor.settings import Settings
-from conveyor.store import migrate
 from conveyor.store.database import create_database_engine, session_factory
 from conveyor.store.results import open_review
-from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
 from tests.sheets import xlsx_bytes
-from tests.support import AppClient
+from tests.support import AppClient, dispose_app, keyed_app
 
 HEADER = ["Employee", "Date", "Time In", "Time Out", "Rate"]
 MONDAY = dt.date(2024, 3, 4)
@@ -84,19 +81,9 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     settings = Settings(
         database_url=database_url, storage_url=f"file://{tmp_path / 'blobs'}", data_dir=tmp_path
     )
-    engine = create_database_engine(settings.resolved_database_url)
-    keys: dict[str, dict[str, str]] = {}
-    try:
-        migrate.upgrade(engine)
-        with session_factory(engine).begin() as session:
-            for role in ("submitter", "reviewer", "viewer", "admin"):
-                _, key = intake.create_api_key(session, role=role, name=f"{role} key")
-                keys[role] = {"Authorization": f"Bearer {key}"}
-    finally:
-        engine.dispose()
-    app = create_app(settings)
-    yield Api(AppClient(app), settings, keys)
-    app.state.conveyor.engine.dispose()
+    client, keys = keyed_app(settings, "submitter", "reviewer", "viewer", "admin")
+    yield Api(client, settings, keys)
+    dispose_app(client)
 
 
 def test_a_correction_recomputes_the_week_and_is_audited(api: Api) -> None:

@@ -17,14 +17,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conveyor import intake
 from conveyor.settings import Settings
-from conveyor.store import migrate
-from conveyor.store.database import create_database_engine, session_factory
-from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
 from tests.sheets import xlsx_bytes
-from tests.support import AppClient
+from tests.support import dispose_app, keyed_app
 from tests.unit.test_ai_contracts import RecordingServer, Reply
 
 MONDAY = dt.date(2024, 3, 4)
@@ -86,14 +82,8 @@ def test_an_unsure_row_is_read_by_the_configured_model(
         ai_model="local-model",
         ai_base_url=f"{model_server.url}/v1",
     )
-    engine = create_database_engine(settings.resolved_database_url)
-    migrate.upgrade(engine)
-    with session_factory(engine).begin() as session:
-        _, key = intake.create_api_key(session, role="admin", name="admin")
-    engine.dispose()
-    headers = {"Authorization": f"Bearer {key}"}
-    app = create_app(settings)
-    client = AppClient(app)
+    client, keys = keyed_app(settings, "admin")
+    headers = keys["admin"]
     mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     response = client.post(
         "/api/upload",
@@ -126,4 +116,4 @@ def test_an_unsure_row_is_read_by_the_configured_model(
     assert "came from openai:local-model" in finding["message"] and finding["ref"] == "Week!A3:E3"
     queue = client.get("/api/review-queue", headers=headers).json()["items"]
     assert [item["reasons"] for item in queue if item["job_id"] == job_id] == [["model_extracted"]]
-    app.state.conveyor.engine.dispose()
+    dispose_app(client)

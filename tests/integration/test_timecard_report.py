@@ -19,16 +19,12 @@ import orjson
 import pytest
 from python_calamine import CalamineWorkbook
 
-from conveyor import intake
 from conveyor.extractors.spreadsheet import column_letters
 from conveyor.reports import FORMULA_TRIGGERS, MAX_COLUMN_WIDTH, MIN_COLUMN_WIDTH
 from conveyor.settings import Settings
-from conveyor.store import migrate
-from conveyor.store.database import create_database_engine, session_factory
-from conveyor.web.app import create_app
 from conveyor.worker import WorkerProcess
 from tests.sheets import xlsx_bytes
-from tests.support import AppClient
+from tests.support import AppClient, dispose_app, keyed_app
 from tests.unit.test_reports import column_widths
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -115,22 +111,9 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     settings = Settings(
         database_url=database_url, storage_url=f"file://{tmp_path / 'blobs'}", data_dir=tmp_path
     )
-    engine = create_database_engine(settings.resolved_database_url)
-    try:
-        migrate.upgrade(engine)  # what the app's startup does; the ASGI transport skips it
-        with session_factory(engine).begin() as session:
-            _, submitter = intake.create_api_key(session, role="submitter", name="tests")
-            _, viewer = intake.create_api_key(session, role="viewer", name="reader")
-    finally:
-        engine.dispose()
-    app = create_app(settings)
-    yield Api(
-        AppClient(app),
-        settings,
-        {"Authorization": f"Bearer {submitter}"},
-        {"Authorization": f"Bearer {viewer}"},
-    )
-    app.state.conveyor.engine.dispose()
+    client, headers = keyed_app(settings, "submitter", "viewer")
+    yield Api(client, settings, headers["submitter"], headers["viewer"])
+    dispose_app(client)
 
 
 def neutralised(text: str) -> str:

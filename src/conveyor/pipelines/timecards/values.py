@@ -1,7 +1,7 @@
 """Timecard cell values read as times of day, durations, dates and amounts, each with a confidence.
 
-Every ``parse_*`` function takes a cell as calamine or the csv reader gives it (see ``CellValue``) and
-returns ``(value, confidence)`` with a confidence between 0 and 1, or None when the cell is not of that
+Every ``parse_*`` function takes a cell as calamine or the csv reader gives it (a ``CellValue`` of
+``conveyor.extractors.cells``) and returns ``(value, confidence)`` with a confidence between 0 and 1, or None when the cell is not of that
 kind. None is an answer, not an error: layout detection tries every reading on every cell and keeps the
 one that fits the column, so nothing here raises for text it cannot read. ``parse_date`` lives in
 ``dates`` and is re-exported here; the confidence scale is in ``cells``.
@@ -36,7 +36,6 @@ from conveyor.pipelines.timecards.reading import (
     small_serial,
 )
 
-CellValue = str | int | float | bool | dt.datetime | dt.date | dt.time | dt.timedelta | None
 TimeReading = tuple[dt.time | dt.datetime, float] | None
 
 MAX_DURATION_HOURS = Decimal(168)  # a week: longer is a total or a misread, not a worked interval
