@@ -1,9 +1,10 @@
 """Timecard cell values read as times of day, durations, dates and amounts, each with a confidence.
 
 Every ``parse_*`` function takes a cell as calamine or the csv reader gives it (a ``CellValue`` of
-``conveyor.extractors.cells``) and returns ``(value, confidence)`` with a confidence between 0 and 1, or None when the cell is not of that
-kind. None is an answer, not an error: layout detection tries every reading on every cell and keeps the
-one that fits the column, so nothing here raises for text it cannot read. ``parse_date`` lives in
+``conveyor.extractors.cells``) and returns ``(value, confidence)`` with a confidence between 0 and 1,
+or None when the cell is not of that kind. None is an answer, not an error: layout detection tries
+every reading on every cell and keeps the one that fits the column, so nothing here raises for text
+it cannot read. ``parse_date`` lives in
 ``dates`` and is re-exported here; the confidence scale is in ``cells``.
 
 Hours are never rounded here: a duration is counted in exact seconds and divided by 3600 once, so
