@@ -20,9 +20,8 @@ from typing import IO, Any, Final
 
 import orjson
 
-from conveyor.reports import MEDIA_TYPES, Hyperlink, XlsxBook, csv_table, write_json_array
+from conveyor.reports import Hyperlink, XlsxBook, csv_table, write_json_array
 
-BATCH_MEDIA_TYPES: Final = {name: MEDIA_TYPES[name] for name in ("xlsx", "csv", "json")}
 MATCH_COLUMNS: Final = ("code", "file", "page", "link", "target", "kind", "confidence")
 FILE_COLUMNS: Final = ("file", "status", "codes", "error")
 SUMMARY_COLUMNS: Final = ("field", "value")

@@ -37,7 +37,6 @@ from conveyor.content import Finding, Record
 from conveyor.errors import Conflict, LimitExceeded, NotFound
 from conveyor.store.tables import FindingRow, Job, RecordRow
 
-FORMATS: Final = ("xlsx", "csv", "json")
 MEDIA_TYPES: Final = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv; charset=utf-8",
@@ -427,5 +426,5 @@ WRITERS: Final[dict[str, Callable[[JobReport, IO[bytes]], None]]] = {
 
 
 def write_report(report: JobReport, stream: IO[bytes], *, format: str) -> None:
-    """Write ``report`` in ``format`` (one of ``FORMATS``)."""
+    """Write ``report`` in ``format`` (a key of ``MEDIA_TYPES``)."""
     WRITERS[format](report, stream)

@@ -19,7 +19,6 @@ import pytest
 from python_calamine import CalamineWorkbook
 
 from conveyor.batch_reports import (
-    BATCH_MEDIA_TYPES,
     FILE_COLUMNS,
     MATCH_COLUMNS,
     BatchReport,
@@ -310,14 +309,6 @@ def test_json_carries_every_table_with_values_intact() -> None:
     }
     assert document["files"][3]["error"] == EVIL_ERROR
     assert document["unmatched_targets"] == UNMATCHED
-
-
-def test_media_types_cover_every_format() -> None:
-    assert BATCH_MEDIA_TYPES == {
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "csv": "text/csv; charset=utf-8",
-        "json": "application/json",
-    }
 
 
 def big_batch(files: int, matches: int) -> BatchReport:

@@ -84,8 +84,10 @@ _CALAMINE_SUFFIXES = {
     media.XLS: ".xls",
     media.ODS: ".ods",
 }
+_DELIMITED = (media.CSV, media.TSV, media.TEXT)
+# What ``read_workbook`` reads: callers check a file against this before sending it to a parser.
+SPREADSHEET_TYPES = frozenset({*_CALAMINE_SUFFIXES, *_DELIMITED})
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_CHUNK_BYTES = 1024 * 1024
 
 
 def read_workbook(
@@ -108,7 +110,7 @@ def read_workbook(
     if size == 0 or media_type == media.EMPTY:
         raise InputError(f"{subject}: the file is empty")
     check_file_size(size, limits, subject)
-    if media_type in (media.CSV, media.TSV, media.TEXT):
+    if media_type in _DELIMITED:
         # MAX_CELLS is passed, not imported by delimited: one bound, read at each call, for both readers
         return read_text(
             path, media_type, subject, encoding=encoding, delimiter=delimiter, max_cells=MAX_CELLS

@@ -101,6 +101,9 @@ class Found:
     start: int
     end: int
 
+    def overlaps(self, other: Found) -> bool:
+        return self.start < other.end and other.start < self.end
+
 
 @functools.lru_cache(maxsize=64)
 def compiled(pattern: str) -> re.Pattern[str]:
@@ -146,7 +149,7 @@ def find_codes(text: str, pattern: re.Pattern[str]) -> list[Found]:
     joined = _joined_across_lines(text, searched, pattern)
     if not joined:
         return found
-    kept = [item for item in found if not any(_overlap(item, join) for join in joined)]
+    kept = [item for item in found if not any(item.overlaps(join) for join in joined)]
     return sorted([*kept, *joined], key=lambda item: item.start)
 
 
@@ -155,10 +158,6 @@ def _found(text: str, start: int, end: int) -> Found:
     if "\n" in written:
         written = "".join(line.strip() for line in written.split("\n"))
     return Found(normalise_code(written), written, start, end)
-
-
-def _overlap(one: Found, other: Found) -> bool:
-    return one.start < other.end and other.start < one.end
 
 
 def _joined_across_lines(text: str, searched: str, pattern: re.Pattern[str]) -> list[Found]:

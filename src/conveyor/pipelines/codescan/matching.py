@@ -101,7 +101,7 @@ def _fuzzy_readings(text: str, targets: TargetSet, taken: list[Found]) -> list[t
     while index < len(words):
         for count in range(1, min(MAX_WINDOW_WORDS, len(words) - index) + 1):
             found = _trimmed(text, words[index][0], words[index + count - 1][1])
-            if found is None or any(_overlaps(found, other) for other in taken):
+            if found is None or any(found.overlaps(other) for other in taken):
                 continue
             target = targets.fuzzy(found.code)
             if target is not None and (_has_digit(found.code) or not _has_digit(target)):
@@ -127,10 +127,6 @@ def _trimmed(text: str, start: int, end: int) -> Found | None:
 
 def _has_digit(code: str) -> bool:
     return any(character.isdigit() for character in code)
-
-
-def _overlaps(one: Found, other: Found) -> bool:
-    return one.start < other.end and other.start < one.end
 
 
 def _inside(inner: Found, outer: Found) -> bool:

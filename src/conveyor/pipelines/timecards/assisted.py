@@ -206,6 +206,7 @@ def _read_answer(
         return {}, ["the answer has no list of entries"]
     read: dict[Row, list[Entry]] = {}
     problems: list[str] = []
+    texts: dict[str, str] = {}  # each sheet's text cells, lower case, made once for all answers
     for item in items:
         try:
             given = ModelEntry.model_validate(item)
@@ -216,7 +217,12 @@ def _read_answer(
         if row not in asked:
             problems.append(f"an entry for {given.sheet!r} row {given.row}, which was not asked about")
             continue
-        entry = _entry(given, sheets[given.sheet])
+        sheet = sheets[given.sheet]
+        if sheet.name not in texts:
+            texts[sheet.name] = "\n".join(
+                value.lower() for row in sheet.rows for value in row if isinstance(value, str)
+            )
+        entry = _entry(given, sheet, texts[sheet.name])
         if isinstance(entry, str):
             problems.append(f"{sheet_prefix(given.sheet)}{given.row}:{given.row}: {entry}")
             continue
@@ -224,12 +230,11 @@ def _read_answer(
     return read, problems
 
 
-def _entry(given: ModelEntry, sheet: Sheet) -> Entry | str:
-    """The model's entry read like a sheet's row, or why it cannot be."""
+def _entry(given: ModelEntry, sheet: Sheet, sheet_text: str) -> Entry | str:
+    """The model's entry read like a sheet's row, or why it cannot be; ``sheet_text`` is the
+    sheet's text cells in lower case, one per line."""
     employee = " ".join(given.employee.split())
-    if not any(
-        isinstance(value, str) and employee.lower() in value.lower() for row in sheet.rows for value in row
-    ):
+    if employee.lower() not in sheet_text:  # one cell per line: a name never spans two
         return f"the employee {employee!r} is named nowhere on the sheet"
     moments: list[dt.time | dt.datetime | None] = []
     for label, text in (("start", given.start), ("end", given.end)):

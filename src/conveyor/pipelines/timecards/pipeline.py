@@ -12,7 +12,7 @@ import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 from pydantic import ConfigDict, Field
 
@@ -21,28 +21,14 @@ from conveyor.errors import Cancelled, InputError
 from conveyor.extractors.cells import gc_paused
 from conveyor.extractors.isolation import Deadline, sandbox_for
 from conveyor.extractors.spooling import local_file
-from conveyor.extractors.spreadsheet import Workbook, read_workbook
+from conveyor.extractors.spreadsheet import SPREADSHEET_TYPES, Workbook, read_workbook
 from conveyor.pipelines.params import checked_params
 from conveyor.pipelines.timecards import rules
 from conveyor.pipelines.timecards.assisted import Assisted, assisted_entries
 from conveyor.pipelines.timecards.extraction import extract_entries
 from conveyor.pipelines.timecards.model import Entry, RuleSettings, Week
 from conveyor.pipelines.timecards.reading import CACHED_CELLS
-from conveyor.pipelines.timecards.weeks import week_workings
-
-CENT: Final = Decimal("0.01")
-SPREADSHEETS: Final = frozenset(
-    {
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/vnd.ms-excel.sheet.macroEnabled.12",
-        "application/vnd.ms-excel",
-        "application/vnd.oasis.opendocument.spreadsheet",
-        "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
-        "text/csv",
-        "text/tab-separated-values",
-        "text/plain",
-    }
-)
+from conveyor.pipelines.timecards.weeks import CENT, week_workings
 
 
 class TimecardParams(RuleSettings):
@@ -69,7 +55,7 @@ class TimecardPipeline:
         self, document: DocumentInput, params: Mapping[str, Any], context: PipelineContext
     ) -> PipelineResult:
         options = TimecardParams.model_validate(self.validate_params(params))
-        if document.media_type not in SPREADSHEETS:
+        if document.media_type not in SPREADSHEET_TYPES:
             raise InputError(
                 f"{document.filename}: the timecard pipeline reads spreadsheets (xlsx, xlsm, xls, ods,"
                 f" csv); this file's content is {document.media_type}"

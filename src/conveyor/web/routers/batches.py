@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from conveyor import batch_reports, intake
+from conveyor import batch_reports, intake, reports
 from conveyor.batching.links import Links
 from conveyor.batching.report import load_batch_report
 from conveyor.content import Limits
@@ -44,11 +44,6 @@ FIELDS = frozenset(
 CHUNK_BYTES = 64 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024
 ReportFormat = Literal["xlsx", "csv", "json"]
-WRITERS = {
-    "xlsx": batch_reports.write_batch_xlsx,
-    "csv": batch_reports.write_batch_csv,
-    "json": batch_reports.write_batch_json,
-}
 
 
 @router.post("", status_code=201, response_model=BatchOut)
@@ -183,7 +178,9 @@ def report(
     links: Links = state.links()
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115  # closed by _chunks
     try:
-        WRITERS[format](load_batch_report(session, batch_id), spool, partial(links.file, batch_id))
+        batch_reports.BATCH_WRITERS[format](
+            load_batch_report(session, batch_id), spool, partial(links.file, batch_id)
+        )
         spool.seek(0)
     except BaseException:
         spool.close()
@@ -191,7 +188,7 @@ def report(
     filename = f"batch-{batch_id}.{format}"
     return StreamingResponse(
         _chunks(spool),
-        media_type=batch_reports.BATCH_MEDIA_TYPES[format],
+        media_type=reports.MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
