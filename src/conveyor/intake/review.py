@@ -24,12 +24,11 @@ from conveyor.errors import Conflict, InputError, NotFound
 from conveyor.intake.access import record_audit
 from conveyor.intake.jobs import Page
 from conveyor.pipelines import get_pipeline
-from conveyor.pipelines.timecards import rules
 from conveyor.pipelines.timecards.model import Entry, RuleSettings
 
 # The pipeline's own record shapes, so a corrected job's records match a freshly run one's.
-from conveyor.pipelines.timecards.pipeline import entry_record, week_record
-from conveyor.pipelines.timecards.weeks import clock_hours, week_workings
+from conveyor.pipelines.timecards.pipeline import checked_entries, entry_record, week_record
+from conveyor.pipelines.timecards.weeks import clock_hours
 from conveyor.processing import pipeline_defaults
 from conveyor.store.results import write_findings
 from conveyor.store.tables import FindingRow, Job, RecordRow, ReviewItem, utcnow
@@ -207,10 +206,8 @@ def _correct_timecard(session: Session, job: Job, data: Any) -> _Change:
             raise InputError(f"{where}.source: entry {source!r} is corrected twice")
         corrected[source] = _corrected_entry(_stored_entry(by_key[source].data), correction, where)
     entries = [corrected.get(row.key) or _stored_entry(row.data) for row in entry_rows]
-    settings = _rule_settings(session, job)
-    workings = week_workings(entries, settings)
-    weeks = [work.week for work in workings]
-    findings = rules.check(entries, weeks, settings, workings=workings)
+    checked = checked_entries(entries, _rule_settings(session, job))
+    weeks, findings = checked.weeks, checked.findings
 
     before_records, after_records = [], []
     for row in entry_rows:
@@ -252,15 +249,8 @@ def _correct_timecard(session: Session, job: Job, data: Any) -> _Change:
     old_rules = dict(Counter(session.scalars(select(FindingRow.rule).where(FindingRow.job_id == job.id))))
     session.execute(delete(FindingRow).where(FindingRow.job_id == job.id))
     write_findings(session, job_id=job.id, findings=findings)
-    new_rules = dict(Counter(finding.rule for finding in findings))
-    job.summary = {
-        **job.summary,
-        "employees": len({entry.employee for entry in entries}),
-        "weeks": len(weeks),
-        "hours": float(sum((entry.hours for entry in entries), Decimal(0)).quantize(Decimal("0.01"))),
-        "findings": len(findings),
-        "findings_by_rule": new_rules,
-    }
+    new_rules = checked.summary["findings_by_rule"]
+    job.summary = {**job.summary, **checked.summary, "findings": len(findings)}
     session.flush()
     return _Change(
         {"records": before_records, "findings_by_rule": old_rules},
@@ -273,10 +263,7 @@ def _rule_settings(session: Session, job: Job) -> RuleSettings:
     """The job's rules as the worker builds them: the ``params.<pipeline>`` setting as it is now,
     overridden by the job's own params."""
     defaults = pipeline_defaults(session, job.pipeline)
-    params = get_pipeline(job.pipeline).validate_params({**defaults, **job.params})
-    return RuleSettings.model_validate(
-        {name: params[name] for name in RuleSettings.model_fields if name in params}
-    )
+    return RuleSettings.of(get_pipeline(job.pipeline).validate_params({**defaults, **job.params}))
 
 
 def _stored_entry(data: Mapping[str, Any]) -> Entry:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +51,11 @@ class RuleSettings(BaseModel):
     daily_double_time_hours: Decimal = Field(default=Decimal(12), gt=0)
     double_time_multiplier: Decimal = Field(default=Decimal(2), ge=1)
     seventh_day_rule: bool = True
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> RuleSettings:
+        """The rules' part of a timecard job's (validated) params."""
+        return cls.model_validate({name: params[name] for name in cls.model_fields if name in params})
 
 
 @dataclass(frozen=True, slots=True)

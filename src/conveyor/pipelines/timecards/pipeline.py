@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from conveyor.content import DocumentInput, PipelineContext, PipelineResult, Record
+from conveyor.content import DocumentInput, Finding, PipelineContext, PipelineResult, Record
 from conveyor.errors import Cancelled, InputError
 from conveyor.extractors.cells import gc_paused
 from conveyor.extractors.isolation import Deadline, sandbox_for
@@ -85,12 +86,10 @@ class TimecardPipeline:
                 f"{document.filename}: no timecard table found (a header row naming at least a date or"
                 " day and in/out or hours columns)"
             )
-        settings = RuleSettings.model_validate(options.model_dump(include=set(RuleSettings.model_fields)))
-        workings = week_workings(entries, settings)
-        weeks = [work.week for work in workings]
-        findings = rules.check(entries, weeks, settings, workings=workings)
+        checked = checked_entries(entries, RuleSettings.of(options.model_dump()))
+        findings = checked.findings
         result = PipelineResult(findings=[*assisted.findings, *findings])
-        result.records = [*map(entry_record, entries), *map(week_record, weeks)]
+        result.records = [*map(entry_record, entries), *map(week_record, checked.weeks)]
         if any(finding.severity == "error" for finding in findings):
             result.review.ask("rule_violation")
         unsure = [entry for entry in entries if entry.confidence < options.min_confidence]
@@ -100,14 +99,35 @@ class TimecardPipeline:
             result.review.ask("model_extracted")
         result.summary = {
             "entries": len(entries),
-            "employees": len({entry.employee for entry in entries}),
-            "weeks": len(weeks),
-            "hours": _number(sum((entry.hours for entry in entries), Decimal(0))),
+            **checked.summary,
             "low_confidence_entries": len(unsure),
             "model_rows": assisted.model_rows,
-            "findings_by_rule": _count(finding.rule for finding in findings),
         }
         return result
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """Entries' workweeks and rule findings, and the summary figures they give."""
+
+    weeks: list[Week]
+    findings: list[Finding]
+    summary: dict[str, Any]
+
+
+def checked_entries(entries: Sequence[Entry], settings: RuleSettings) -> Checked:
+    """What a run computes from its entries and a reviewer's correction computes again: one place,
+    so the two never drift."""
+    workings = week_workings(entries, settings)
+    weeks = [work.week for work in workings]
+    findings = rules.check(entries, weeks, settings, workings=workings)
+    summary = {
+        "employees": len({entry.employee for entry in entries}),
+        "weeks": len(weeks),
+        "hours": _number(sum((entry.hours for entry in entries), Decimal(0))),
+        "findings_by_rule": dict(Counter(finding.rule for finding in findings)),
+    }
+    return Checked(weeks, findings, summary)
 
 
 def _read(document: DocumentInput, context: PipelineContext) -> Workbook:
@@ -171,7 +191,3 @@ def week_record(week: Week) -> Record:
             "total_pay": _number(week.total_pay),
         },
     )
-
-
-def _count(names: Iterable[str]) -> dict[str, int]:
-    return dict(Counter(names))
