@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conveyor import intake, progress
 from conveyor.batch_reports import write_batch_xlsx
+from conveyor.batching import state
 from conveyor.batching.report import load_batch_report
 from conveyor.content import Limits
 from conveyor.errors import InputError
@@ -31,7 +32,6 @@ from conveyor.store.tables import BatchFile
 from conveyor.worker import running_pool
 
 POLL_SECONDS: Final = 0.2
-FINAL_ERRORS: Final = frozenset({"cancelled", "report_failed"})
 
 
 @dataclass
@@ -139,7 +139,7 @@ def follow(
                         on_match(found)
                 elif kind == "ERROR":
                     outcome.errors.append(event)
-                    if event.get("code") in FINAL_ERRORS:
+                    if event.get("code") in state.ENDING_ERRORS:
                         outcome.last_event = event
                         return outcome
                     bar.console.print(f"[red]failed[/red] {event.get('file')}: {event.get('message')}")

@@ -28,6 +28,8 @@ from conveyor.store.tables import Batch, BatchFile, Job, utcnow
 REPORT_JOB: Final = "batch-report"
 PROGRESS_FILES: Final = 10
 PROGRESS_SECONDS: Final = 1.0
+# The codes of the ERROR event that ends a batch (the other ERRORs are one file's failure).
+ENDING_ERRORS: Final = frozenset({"cancelled", "report_failed"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
 from conveyor import intake, progress
+from conveyor.batching import state
 from conveyor.errors import ConveyorError, InputError
 from conveyor.intake import Role
 from conveyor.web.dependencies import AppState, StateDep, get_principal
@@ -26,7 +27,6 @@ router = APIRouter(tags=["events"])
 POLL_SECONDS: Final = 0.2
 KEEPALIVE_SECONDS: Final = 15.0
 PAGE: Final = 500
-FINAL_ERRORS: Final = frozenset({"cancelled", "report_failed"})
 
 
 def _is_last(event: dict[str, Any], batch: int | None) -> bool:
@@ -36,7 +36,7 @@ def _is_last(event: dict[str, Any], batch: int | None) -> bool:
         return True
     if event["type"] != "ERROR":
         return False
-    return event.get("code") in FINAL_ERRORS if batch is not None else not event.get("will_retry")
+    return event.get("code") in state.ENDING_ERRORS if batch is not None else not event.get("will_retry")
 
 
 async def _stream(
